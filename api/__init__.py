@@ -1,0 +1,1 @@
+"""The REST config API (FastAPI): thin routes around `pipelines` and `store`."""

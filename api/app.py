@@ -1,0 +1,76 @@
+"""The FastAPI application: wiring of pool, Redis, routers, problem handlers and limits."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from api import problems
+from api.limits import BodyLimit
+from api.routes import account, catalog, events, triggers, workflows
+from hairtrigger import __version__, names
+from hairtrigger.config import Settings
+from store import db
+from store.migrate import migrate
+
+PREFIX = "/api/v1"
+DESCRIPTION = """
+The configuration API of Hairtrigger, the workflow-trigger engine.
+
+Authenticate with `Authorization: Bearer <api key>` (create keys with
+`hairtrigger keys create --account ID --scopes workflow:read,workflow:edit,events:write`).
+Every error is an RFC 9457 problem document (`application/problem+json`).
+"""
+
+
+async def publish_shards(redis: Redis, shards: int) -> int:
+    """The deployment's shard count: the one already published wins over `shards`."""
+    await redis.hsetnx(names.META_KEY, names.META_SHARDS_FIELD, shards)
+    published = await redis.hget(names.META_KEY, names.META_SHARDS_FIELD)
+    return int(published) if published is not None else shards
+
+
+def create_app(settings: Settings) -> FastAPI:
+    database_url, redis_url = settings.database_url, settings.redis_url
+    assert database_url is not None, "resolve the service URLs first"
+    assert redis_url is not None, "resolve the service URLs first"
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        conn = await db.connect(database_url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        app.state.pool = await db.create_pool(database_url)
+        app.state.redis = Redis.from_url(redis_url)
+        app.state.shards = await publish_shards(app.state.redis, settings.shards)
+        try:
+            yield
+        finally:
+            await app.state.redis.aclose()
+            await app.state.pool.close()
+
+    app = FastAPI(
+        title="Hairtrigger",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    for module in (workflows, triggers, account, catalog, events):
+        app.include_router(module.router, prefix=PREFIX)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process serves requests."""
+        return {"status": "ok"}
+
+    problems.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,107 @@
+"""Dependencies: the pool, the Redis client, the caller's key and its scopes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from redis.asyncio import Redis
+
+from api.problems import ApiError
+from hairtrigger import names
+from pipelines import errors
+from store import accounts, audit
+from store import workflows as store
+from store.db import Conn, Executor
+
+_bearer = HTTPBearer(auto_error=False, description="An API key from `hairtrigger keys create`.")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key_id: uuid.UUID
+    account_id: uuid.UUID
+    scopes: frozenset[str]
+
+
+def get_pool(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool
+
+
+def get_redis(request: Request) -> Redis:
+    redis: Redis = request.app.state.redis
+    return redis
+
+
+PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
+RedisDep = Annotated[Redis, Depends(get_redis)]
+
+
+async def _principal(
+    pool: PoolDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise ApiError(401, errors.UNAUTHORIZED, "send 'Authorization: Bearer <api key>'")
+    found = await accounts.find_key(pool, credentials.credentials)
+    if found is None:
+        raise ApiError(401, errors.UNAUTHORIZED, "the API key is not valid")
+    return Principal(found.key_id, found.account_id, found.scopes)
+
+
+def require(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
+    async def check(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+        if scope not in principal.scopes:
+            raise ApiError(403, errors.FORBIDDEN, f"the API key lacks the scope '{scope}'")
+        return principal
+
+    return check
+
+
+Reader = Annotated[Principal, Depends(require(names.SCOPE_WORKFLOW_READ))]
+Editor = Annotated[Principal, Depends(require(names.SCOPE_WORKFLOW_EDIT))]
+EventWriter = Annotated[Principal, Depends(require(names.SCOPE_EVENTS_WRITE))]
+
+
+async def owned_workflow(
+    conn: Executor,
+    principal: Principal,
+    workflow_id: uuid.UUID,
+    *,
+    lock: bool = False,
+) -> dict[str, Any]:
+    """The caller's live workflow: 404 when there is none, 403 when another account owns it."""
+    row = await store.get_workflow(conn, workflow_id, lock=lock)
+    if row is None:
+        raise ApiError(404, errors.NOT_FOUND, f"no workflow {workflow_id}")
+    if row["account_id"] != principal.account_id:
+        raise ApiError(403, errors.FORBIDDEN, "the workflow belongs to another account")
+    return row
+
+
+async def record_change(
+    conn: Conn,
+    principal: Principal,
+    action: str,
+    workflow_id: uuid.UUID,
+    trigger_id: uuid.UUID | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    """One audit row for a change the caller made (REQ-U-003)."""
+    await audit.record(
+        conn,
+        account_id=principal.account_id,
+        workflow_id=workflow_id,
+        trigger_id=trigger_id,
+        action=action,
+        actor_key_id=principal.key_id,
+        before=before,
+        after=after,
+    )

@@ -1,0 +1,96 @@
+"""RFC 9457 problem documents for every error the API returns."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from pipelines import errors
+from pipelines.errors import ConfigError
+
+log = logging.getLogger(__name__)
+MEDIA_TYPE = "application/problem+json"
+
+_TITLES = {
+    400: "Bad request",
+    401: errors.UNAUTHORIZED,
+    403: errors.FORBIDDEN,
+    404: errors.NOT_FOUND,
+    405: "Method not allowed",
+    409: "Conflict",
+    413: errors.BODY_TOO_LARGE,
+    415: "Unsupported media type",
+    422: errors.VALIDATION_FAILED,
+    500: errors.INTERNAL_ERROR,
+    503: errors.SERVICE_UNAVAILABLE,
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, title: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail, self.extra = status, title, detail, extra
+
+
+def problem(status: int, title: str, detail: str, instance: str = "", **extra: Any) -> Response:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return Response(orjson.dumps(body), status, headers=headers, media_type=MEDIA_TYPE)
+
+
+def _pointer(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p != "body"]
+    return "/" + "/".join(parts)
+
+
+async def _on_validation(request: Request, exc: RequestValidationError) -> Response:
+    found = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in found):
+        return problem(400, errors.MALFORMED_JSON, "the body is not valid JSON", request.url.path)
+    items = [
+        {"pointer": _pointer(tuple(e.get("loc", ()))), "detail": str(e.get("msg", ""))}
+        for e in found
+    ]
+    missing = [i["pointer"] for i, e in zip(items, found, strict=True) if e["type"] == "missing"]
+    if missing:
+        title, detail = errors.MISSING_FIELD, f"missing: {', '.join(missing)}"
+    else:
+        title = errors.VALIDATION_FAILED
+        detail = "; ".join(f"{i['pointer']}: {i['detail']}" for i in items)
+    return problem(422, title, detail, request.url.path, errors=items)
+
+
+async def _on_config(request: Request, exc: ConfigError) -> Response:
+    return problem(exc.status, exc.title, exc.detail, request.url.path, pointer=exc.pointer)
+
+
+async def _on_api(request: Request, exc: ApiError) -> Response:
+    return problem(exc.status, exc.title, exc.detail, request.url.path, **exc.extra)
+
+
+async def _on_http(request: Request, exc: HTTPException) -> Response:
+    title = _TITLES.get(exc.status_code, "Error")
+    return problem(exc.status_code, title, str(exc.detail), request.url.path)
+
+
+async def _on_crash(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(500, errors.INTERNAL_ERROR, "an unexpected error occurred", request.url.path)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(ConfigError, _on_config)  # type: ignore[arg-type]
+    app.add_exception_handler(ApiError, _on_api)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _on_http)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _on_crash)

@@ -1,0 +1,134 @@
+"""A workflow's trigger: configure, read, replace, soft delete, and its audit trail."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Query, Response
+
+from api import cursors
+from api.deps import Editor, PoolDep, Reader, owned_workflow, record_change
+from api.problems import ApiError
+from api.schemas import AuditPage, Trigger, TriggerIn
+from pipelines import errors
+from pipelines.triggers import validate_trigger
+from store import audit
+from store import workflows as store
+from store.db import Conn
+
+router = APIRouter(prefix="/workflows/{workflow_id}/trigger", tags=["triggers"])
+
+
+def public(row: dict[str, Any]) -> dict[str, Any]:
+    return Trigger.model_validate(row).model_dump(mode="json")
+
+
+async def _live_trigger(
+    conn: Conn, workflow_id: uuid.UUID, trigger_id: uuid.UUID
+) -> dict[str, Any]:
+    row = await store.live_trigger(conn, workflow_id)
+    if row is None or row["id"] != trigger_id:
+        raise ApiError(404, errors.NOT_FOUND, f"workflow {workflow_id} has no trigger {trigger_id}")
+    return row
+
+
+@router.post("", status_code=201, response_model=Trigger)
+async def create_trigger(
+    workflow_id: uuid.UUID, body: TriggerIn, principal: Editor, pool: PoolDep
+) -> Any:
+    """Configure the workflow's trigger. A workflow has at most one (409 for a second).
+
+    The configuration is validated before anything is saved: unknown types, events or
+    operators, wrong value types, and more than 20 conditions are refused with a problem
+    document naming the problem.
+    """
+    config = validate_trigger(body.trigger_type, body.trigger_event, body.filters, body.settings)
+    async with pool.acquire() as conn, conn.transaction():
+        await owned_workflow(conn, principal, workflow_id)
+        try:
+            row = await store.insert_trigger(
+                conn, principal.account_id, workflow_id, config, body.is_active
+            )
+        except asyncpg.UniqueViolationError:
+            raise ApiError(
+                409,
+                errors.TRIGGER_EXISTS,
+                f"workflow {workflow_id} already has a trigger; replace it with PUT",
+            ) from None
+        await record_change(
+            conn, principal, "trigger.create", workflow_id, row["id"], after=public(row)
+        )
+    return row
+
+
+@router.get("", response_model=Trigger)
+async def get_trigger(workflow_id: uuid.UUID, principal: Reader, pool: PoolDep) -> Any:
+    """The workflow's live trigger."""
+    await owned_workflow(pool, principal, workflow_id)
+    row = await store.live_trigger(pool, workflow_id)
+    if row is None:
+        raise ApiError(404, errors.NOT_FOUND, f"workflow {workflow_id} has no trigger")
+    return row
+
+
+@router.put("/{trigger_id}", response_model=Trigger)
+async def replace_trigger(
+    workflow_id: uuid.UUID,
+    trigger_id: uuid.UUID,
+    body: TriggerIn,
+    principal: Editor,
+    pool: PoolDep,
+) -> Any:
+    """Replace the trigger's configuration, validated like a create; its version goes up."""
+    config = validate_trigger(body.trigger_type, body.trigger_event, body.filters, body.settings)
+    async with pool.acquire() as conn, conn.transaction():
+        await owned_workflow(conn, principal, workflow_id, lock=True)
+        before = await _live_trigger(conn, workflow_id, trigger_id)
+        after = await store.replace_trigger(conn, trigger_id, config, body.is_active)
+        await record_change(
+            conn,
+            principal,
+            "trigger.update",
+            workflow_id,
+            trigger_id,
+            before=public(before),
+            after=public(after),
+        )
+    return after
+
+
+@router.delete("/{trigger_id}", status_code=204)
+async def delete_trigger(
+    workflow_id: uuid.UUID, trigger_id: uuid.UUID, principal: Editor, pool: PoolDep
+) -> Response:
+    """Soft-delete the trigger: it stops firing at once; its history is kept."""
+    async with pool.acquire() as conn, conn.transaction():
+        await owned_workflow(conn, principal, workflow_id, lock=True)
+        before = await _live_trigger(conn, workflow_id, trigger_id)
+        await store.delete_trigger(conn, trigger_id)
+        await record_change(
+            conn, principal, "trigger.delete", workflow_id, trigger_id, before=public(before)
+        )
+    return Response(status_code=204)
+
+
+@router.get("/audit", response_model=AuditPage)
+async def trigger_audit(
+    workflow_id: uuid.UUID,
+    principal: Reader,
+    pool: PoolDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: str | None = None,
+) -> Any:
+    """Every change to the workflow and its trigger: who (API key), when, before and after."""
+    await owned_workflow(pool, principal, workflow_id)
+    after_id = 0
+    if cursor:
+        (after_id,) = cursors.decode(cursor, 1)
+        if not isinstance(after_id, int):
+            raise ApiError(400, errors.INVALID_CURSOR, "the cursor is malformed")
+    rows = await audit.for_workflow(pool, principal.account_id, workflow_id, limit, after_id)
+    next_cursor = cursors.encode(rows[-1]["id"]) if len(rows) == limit else None
+    return {"items": rows, "next_cursor": next_cursor}

@@ -1,0 +1,109 @@
+"""Workflows: create, list, read, change status and actions, soft delete."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from api import cursors
+from api.deps import Editor, PoolDep, Reader, owned_workflow, record_change
+from api.problems import ApiError
+from api.schemas import Workflow, WorkflowCreate, WorkflowPage, WorkflowPatch
+from pipelines import errors
+from pipelines.workflows import check_actions, check_transition
+from store import workflows as store
+
+router = APIRouter(prefix="/workflows", tags=["workflows"])
+
+_STATUS_ACTIONS = {
+    "active": "workflow.activate",
+    "paused": "workflow.pause",
+    "draft": "workflow.draft",
+}
+
+
+def public(row: dict[str, Any]) -> dict[str, Any]:
+    return Workflow.model_validate(row).model_dump(mode="json")
+
+
+@router.post("", status_code=201, response_model=Workflow)
+async def create_workflow(body: WorkflowCreate, principal: Editor, pool: PoolDep) -> Any:
+    """Create a workflow. New workflows are `draft` and fire nothing until activated."""
+    actions = check_actions([a.model_dump() for a in body.actions])
+    async with pool.acquire() as conn, conn.transaction():
+        row = await store.insert_workflow(
+            conn, principal.account_id, body.name, body.description, actions
+        )
+        await record_change(conn, principal, "workflow.create", row["id"], after=public(row))
+    return row
+
+
+@router.get("", response_model=WorkflowPage)
+async def list_workflows(
+    principal: Reader,
+    pool: PoolDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: str | None = None,
+) -> Any:
+    """The caller's workflows, oldest first, a page at a time."""
+    after = None
+    if cursor:
+        created_at, last_id = cursors.decode(cursor, 2)
+        try:
+            after = (datetime.fromisoformat(created_at), uuid.UUID(last_id))
+        except (TypeError, ValueError):
+            raise ApiError(400, errors.INVALID_CURSOR, "the cursor is malformed") from None
+    rows = await store.list_workflows(pool, principal.account_id, limit, after)
+    next_cursor = None
+    if len(rows) == limit:
+        last = rows[-1]
+        next_cursor = cursors.encode(last["created_at"].isoformat(), str(last["id"]))
+    return {"items": rows, "next_cursor": next_cursor}
+
+
+@router.get("/{workflow_id}", response_model=Workflow)
+async def get_workflow(workflow_id: uuid.UUID, principal: Reader, pool: PoolDep) -> Any:
+    """One workflow of the caller's account."""
+    return await owned_workflow(pool, principal, workflow_id)
+
+
+@router.patch("/{workflow_id}", response_model=Workflow)
+async def update_workflow(
+    workflow_id: uuid.UUID, body: WorkflowPatch, principal: Editor, pool: PoolDep
+) -> Any:
+    """Rename, describe, change actions, or move between draft, active and paused."""
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    if "actions" in changes:
+        changes["actions"] = check_actions(changes["actions"])
+    async with pool.acquire() as conn, conn.transaction():
+        before = await owned_workflow(conn, principal, workflow_id, lock=True)
+        if "status" in changes:
+            check_transition(before["status"], changes["status"])
+        if not changes:
+            return before
+        after = await store.update_workflow(conn, workflow_id, changes)
+        status_changed = after["status"] != before["status"]
+        action = _STATUS_ACTIONS[after["status"]] if status_changed else "workflow.update"
+        await record_change(
+            conn, principal, action, workflow_id, before=public(before), after=public(after)
+        )
+    return after
+
+
+@router.delete("/{workflow_id}", status_code=204)
+async def delete_workflow(workflow_id: uuid.UUID, principal: Editor, pool: PoolDep) -> Response:
+    """Soft-delete the workflow and its trigger; history and enrollments are kept."""
+    async with pool.acquire() as conn, conn.transaction():
+        before = await owned_workflow(conn, principal, workflow_id, lock=True)
+        trigger = await store.live_trigger(conn, workflow_id)
+        if trigger is not None:
+            await store.delete_trigger(conn, trigger["id"])
+        await store.delete_workflow(conn, workflow_id)
+        trigger_id = trigger["id"] if trigger else None
+        await record_change(
+            conn, principal, "workflow.delete", workflow_id, trigger_id, before=public(before)
+        )
+    return Response(status_code=204)

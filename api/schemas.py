@@ -1,0 +1,185 @@
+"""Request and response models of the REST API (they are also its OpenAPI documentation)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TRIGGER_EXAMPLE: dict[str, Any] = {
+    "trigger_type": "form",
+    "trigger_event": "form_submitted",
+    "filters": {
+        "logic": "AND",
+        "conditions": [
+            {"field": "form_id", "operator": "equals", "value": "lead-form"},
+            {
+                "logic": "OR",
+                "conditions": [
+                    {"field": "budget", "operator": "greater_than", "value": 10000},
+                    {"field": "contact.tags", "operator": "contains", "value": "vip"},
+                ],
+            },
+        ],
+    },
+    "settings": {"enrollment_limit": "single", "respect_business_hours": False},
+}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Action(BaseModel):
+    """One step the workflow performs, e.g. `{"type": "add_tag", "tag": "vip"}`."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+
+class WorkflowCreate(Strict):
+    name: str = Field(min_length=1, max_length=200, examples=["New lead follow-up"])
+    description: str = Field(default="", max_length=2000)
+    actions: list[Action] = Field(
+        default_factory=list, max_length=50, examples=[[{"type": "add_tag", "tag": "lead"}]]
+    )
+
+
+class WorkflowPatch(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    status: str | None = Field(
+        default=None,
+        description="draft, active or paused. Allowed: draft→active, active→paused, "
+        "paused→active, any→draft.",
+        examples=["active"],
+    )
+    actions: list[Action] | None = Field(default=None, max_length=50)
+
+
+class Workflow(BaseModel):
+    id: uuid.UUID
+    name: str
+    description: str
+    status: str
+    actions: list[dict[str, Any]]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class WorkflowPage(BaseModel):
+    items: list[Workflow]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+class TriggerIn(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [TRIGGER_EXAMPLE]})
+    trigger_type: str = Field(description="The category: contact, form, pipeline, ...")
+    trigger_event: str = Field(description="An event of that category (see GET /catalog).")
+    filters: dict[str, Any] | None = Field(
+        default=None,
+        description="Nested AND/OR groups of {field, operator, value}; at most 20 conditions "
+        "and depth 3. Empty or null: every event of this type matches.",
+    )
+    settings: dict[str, Any] | None = Field(
+        default=None,
+        description="enrollment_limit (single|multiple), reenroll_cooldown_seconds, "
+        "respect_business_hours, log_non_matches, and for time triggers time_of_day, "
+        "date_field, offset_days, cron, every, days_of_week, catch_up_hours.",
+    )
+    is_active: bool = True
+
+
+class Trigger(BaseModel):
+    id: uuid.UUID
+    workflow_id: uuid.UUID
+    trigger_type: str
+    trigger_event: str
+    filters: dict[str, Any]
+    settings: dict[str, Any]
+    is_active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class AuditEntry(BaseModel):
+    id: int
+    workflow_id: uuid.UUID
+    trigger_id: uuid.UUID | None
+    action: str = Field(examples=["trigger.update"])
+    actor_key_id: uuid.UUID | None = Field(description="The API key that made the change.")
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    created_at: datetime
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_cursor: str | None
+
+
+class BusinessHours(Strict):
+    days: list[str] = Field(examples=[["mon", "tue", "wed", "thu", "fri"]])
+    start: str = Field(examples=["09:00"])
+    end: str = Field(examples=["17:00"])
+
+
+class AccountSettingsIn(Strict):
+    timezone: str = Field(examples=["Europe/Berlin"])
+    business_hours: BusinessHours | None = None
+
+
+class AccountSettings(BaseModel):
+    account_id: uuid.UUID
+    name: str
+    timezone: str
+    business_hours: BusinessHours
+
+
+class EventData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    contact_id: uuid.UUID
+    previous_state: dict[str, Any] | None = None
+    current_state: dict[str, Any] | None = None
+
+
+class EventMetadata(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    source: str | None = Field(default=None, examples=["api"])
+    caused_by_workflow_id: uuid.UUID | None = None
+    depth: int = Field(default=0, ge=0, le=1000)
+
+
+class EventIn(Strict):
+    """The event envelope (SPEC §3)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": "5b7f6a52-3c55-4a0e-9d43-51a3b0a1c001",
+                    "event_type": "contact.tag_added",
+                    "account_id": "0b8f1c3e-8f7d-4f5e-9a43-2d1c3b4a5e6f",
+                    "timestamp": "2026-11-25T10:00:00Z",
+                    "data": {"contact_id": "9f0e8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f", "tag": "vip"},
+                    "metadata": {"source": "api"},
+                }
+            ]
+        },
+    )
+    event_id: uuid.UUID
+    event_type: str
+    account_id: uuid.UUID
+    timestamp: datetime
+    data: EventData
+    metadata: EventMetadata | None = None
+
+
+class Accepted(BaseModel):
+    accepted: int
+    event_ids: list[uuid.UUID]

@@ -1,0 +1,143 @@
+"""The `hairtrigger` command: migrate, accounts, keys, up."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import replace
+from typing import Any
+
+import asyncpg
+
+from hairtrigger import embedded, logs, names
+from hairtrigger.config import Settings
+from pipelines.account import check_timezone
+from pipelines.errors import ConfigError
+from store import accounts, db
+from store.migrate import migrate
+
+log = logging.getLogger("hairtrigger")
+
+
+class CliError(Exception):
+    """A user mistake: printed to stderr, exit status 2."""
+
+
+async def _with_db(database_url: str, work: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
+    conn = await db.connect(database_url)
+    try:
+        await migrate(conn)
+        return await work(conn)
+    finally:
+        await conn.close()
+
+
+def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> Any:
+    async def work(conn: Any) -> Any:
+        rows = await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")
+        return {"applied": [r["version"] for r in rows]}
+
+    assert settings.database_url is not None
+    return asyncio.run(_with_db(settings.database_url, work))
+
+
+def _cmd_accounts_create(settings: Settings, args: argparse.Namespace) -> Any:
+    timezone = check_timezone(args.timezone)
+
+    async def work(conn: Any) -> Any:
+        account_id = await accounts.create_account(conn, args.name, timezone)
+        return {"account_id": str(account_id), "name": args.name, "timezone": timezone}
+
+    assert settings.database_url is not None
+    return asyncio.run(_with_db(settings.database_url, work))
+
+
+def _cmd_keys_create(settings: Settings, args: argparse.Namespace) -> Any:
+    scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+    unknown = [s for s in scopes if s not in names.SCOPES]
+    if not scopes or unknown:
+        raise CliError(f"unknown scope(s) {unknown}; choose from {', '.join(names.SCOPES)}")
+    try:
+        account_id = uuid.UUID(args.account)
+    except ValueError:
+        raise CliError(f"--account {args.account!r} is not a UUID") from None
+
+    async def work(conn: Any) -> Any:
+        try:
+            key, key_id = await accounts.create_key(conn, account_id, scopes)
+        except asyncpg.ForeignKeyViolationError:
+            raise CliError(f"no account {account_id}") from None
+        return {"api_key": key, "key_id": str(key_id), "account_id": str(account_id),
+                "scopes": scopes}  # fmt: skip
+
+    assert settings.database_url is not None
+    return asyncio.run(_with_db(settings.database_url, work))
+
+
+def _cmd_up(settings: Settings, args: argparse.Namespace) -> Any:
+    import uvicorn
+
+    from api.app import create_app
+
+    base = f"http://{args.host}:{args.port}"
+    print(f"Hairtrigger API on {base}  (docs: {base}/docs)", flush=True)
+    config = uvicorn.Config(
+        create_app(settings), host=args.host, port=args.port, log_config=None, lifespan="on"
+    )
+    uvicorn.Server(config).run()  # returns after SIGINT/SIGTERM, once requests have drained
+    return None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hairtrigger", description=__doc__)
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(run=_cmd_migrate)
+
+    acc = sub.add_parser("accounts", help="manage accounts").add_subparsers(required=True)
+    create = acc.add_parser("create", help="create an account; prints {account_id, ...}")
+    create.add_argument("name")
+    create.add_argument("--timezone", default="UTC")
+    create.set_defaults(run=_cmd_accounts_create)
+
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(required=True)
+    kc = keys.add_parser("create", help="create an API key; prints {api_key, key_id, scopes}")
+    kc.add_argument("--account", required=True)
+    kc.add_argument("--scopes", default=",".join(names.SCOPES))
+    kc.set_defaults(run=_cmd_keys_create)
+
+    up = sub.add_parser("up", help="migrate and serve the API until SIGINT/SIGTERM")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=8000)
+    up.set_defaults(run=_cmd_up)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logs.configure(getattr(logging, str(args.log_level).upper(), logging.INFO))
+    settings = Settings.from_env()
+    try:
+        with embedded.services(
+            settings.database_url, settings.redis_url, settings.data_dir
+        ) as found:
+            resolved = replace(settings, database_url=found.database_url,
+                               redis_url=found.redis_url)  # fmt: skip
+            result = args.run(resolved, args)
+    except (CliError, ConfigError) as exc:
+        print(f"hairtrigger: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    if result is not None:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""Every Redis key, stream name and API scope Hairtrigger uses, in one place."""
+
+from __future__ import annotations
+
+EVENTS_STREAM_PREFIX = "hairtrigger:events:"
+DLQ_STREAM = "hairtrigger:events:dlq"
+ENROLLMENTS_STREAM = "hairtrigger:enrollments"
+META_KEY = "hairtrigger:meta"
+META_SHARDS_FIELD = "shards"
+EVENT_FIELD = "event"
+ENROLLMENT_FIELD = "enrollment"
+
+SCOPE_WORKFLOW_READ = "workflow:read"
+SCOPE_WORKFLOW_EDIT = "workflow:edit"
+SCOPE_EVENTS_WRITE = "events:write"
+SCOPES: tuple[str, ...] = (SCOPE_WORKFLOW_READ, SCOPE_WORKFLOW_EDIT, SCOPE_EVENTS_WRITE)
+
+
+def events_stream(shard: int) -> str:
+    return f"{EVENTS_STREAM_PREFIX}{shard}"

@@ -1,0 +1,1 @@
+"""Pure logic of Hairtrigger: catalog, filter language, validation. No I/O lives here."""

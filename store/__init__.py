@@ -1,0 +1,1 @@
+"""Postgres access: the migration runner and one module of queries per resource."""

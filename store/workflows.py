@@ -1,0 +1,155 @@
+"""Workflows and their triggers in Postgres. Reads return live (not soft-deleted) rows."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from pipelines.triggers import TriggerConfig
+from store.db import Executor
+
+Row = dict[str, Any]
+
+_WORKFLOW_COLUMNS = (
+    "id, account_id, name, description, status, actions, version, created_at, updated_at"
+)
+_TRIGGER_COLUMNS = (
+    "id, account_id, workflow_id, trigger_type, trigger_event, filters, settings, is_active,"
+    " version, created_at, updated_at"
+)
+
+
+def _row(record: asyncpg.Record | None) -> Row | None:
+    return dict(record) if record is not None else None
+
+
+async def insert_workflow(
+    conn: Executor, account_id: uuid.UUID, name: str, description: str, actions: list[Any]
+) -> Row:
+    record = await conn.fetchrow(
+        f"INSERT INTO workflows (id, account_id, name, description, actions)"
+        f" VALUES ($1, $2, $3, $4, $5) RETURNING {_WORKFLOW_COLUMNS}",
+        uuid.uuid4(),
+        account_id,
+        name,
+        description,
+        actions,
+    )
+    assert record is not None
+    return dict(record)
+
+
+async def get_workflow(conn: Executor, workflow_id: uuid.UUID, *, lock: bool = False) -> Row | None:
+    suffix = " FOR UPDATE" if lock else ""
+    return _row(
+        await conn.fetchrow(
+            f"SELECT {_WORKFLOW_COLUMNS} FROM workflows"
+            f" WHERE id = $1 AND deleted_at IS NULL{suffix}",
+            workflow_id,
+        )
+    )
+
+
+async def list_workflows(
+    conn: Executor, account_id: uuid.UUID, limit: int, after: tuple[datetime, uuid.UUID] | None
+) -> list[Row]:
+    if after is None:
+        rows = await conn.fetch(
+            f"SELECT {_WORKFLOW_COLUMNS} FROM workflows WHERE account_id = $1"
+            " AND deleted_at IS NULL ORDER BY created_at, id LIMIT $2",
+            account_id,
+            limit,
+        )
+    else:
+        rows = await conn.fetch(
+            f"SELECT {_WORKFLOW_COLUMNS} FROM workflows WHERE account_id = $1"
+            " AND deleted_at IS NULL AND (created_at, id) > ($3, $4)"
+            " ORDER BY created_at, id LIMIT $2",
+            account_id,
+            limit,
+            *after,
+        )
+    return [dict(r) for r in rows]
+
+
+async def update_workflow(conn: Executor, workflow_id: uuid.UUID, changes: Row) -> Row:
+    names = list(changes)
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=2))
+    record = await conn.fetchrow(
+        f"UPDATE workflows SET {sets}, version = version + 1, updated_at = now()"
+        f" WHERE id = $1 RETURNING {_WORKFLOW_COLUMNS}",
+        workflow_id,
+        *(changes[n] for n in names),
+    )
+    assert record is not None
+    return dict(record)
+
+
+async def delete_workflow(conn: Executor, workflow_id: uuid.UUID) -> None:
+    await conn.execute(
+        "UPDATE workflows SET deleted_at = now(), updated_at = now() WHERE id = $1", workflow_id
+    )
+
+
+async def insert_trigger(
+    conn: Executor,
+    account_id: uuid.UUID,
+    workflow_id: uuid.UUID,
+    config: TriggerConfig,
+    is_active: bool,
+) -> Row:
+    """Raises asyncpg.UniqueViolationError when the workflow already has a live trigger."""
+    record = await conn.fetchrow(
+        "INSERT INTO workflow_triggers (id, account_id, workflow_id, trigger_type,"
+        " trigger_event, filters, settings, is_active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        f" RETURNING {_TRIGGER_COLUMNS}",
+        uuid.uuid4(),
+        account_id,
+        workflow_id,
+        config.event.category,
+        config.event.name,
+        config.filters_json(),
+        config.settings.to_json(),
+        is_active,
+    )
+    assert record is not None
+    return dict(record)
+
+
+async def live_trigger(conn: Executor, workflow_id: uuid.UUID) -> Row | None:
+    return _row(
+        await conn.fetchrow(
+            f"SELECT {_TRIGGER_COLUMNS} FROM workflow_triggers"
+            " WHERE workflow_id = $1 AND deleted_at IS NULL",
+            workflow_id,
+        )
+    )
+
+
+async def replace_trigger(
+    conn: Executor, trigger_id: uuid.UUID, config: TriggerConfig, is_active: bool
+) -> Row:
+    record = await conn.fetchrow(
+        "UPDATE workflow_triggers SET trigger_type = $2, trigger_event = $3, filters = $4,"
+        " settings = $5, is_active = $6, version = version + 1, updated_at = now()"
+        f" WHERE id = $1 RETURNING {_TRIGGER_COLUMNS}",
+        trigger_id,
+        config.event.category,
+        config.event.name,
+        config.filters_json(),
+        config.settings.to_json(),
+        is_active,
+    )
+    assert record is not None
+    return dict(record)
+
+
+async def delete_trigger(conn: Executor, trigger_id: uuid.UUID) -> None:
+    await conn.execute(
+        "UPDATE workflow_triggers SET deleted_at = now(), version = version + 1,"
+        " updated_at = now() WHERE id = $1",
+        trigger_id,
+    )
