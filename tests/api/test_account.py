@@ -1,0 +1,73 @@
+"""Account settings, catalog and OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from pipelines import errors
+from tests.api.helpers import problem
+from tests.conftest import Tenant
+
+MakeTenant = Callable[..., Tenant]
+
+
+def test_account_settings_round_trip(tenant: MakeTenant) -> None:
+    t = tenant(timezone="Europe/Berlin")
+    current = t.client.get("/account/settings").json()
+    assert current["timezone"] == "Europe/Berlin"
+    assert current["business_hours"] == {
+        "days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00",
+    }  # fmt: skip
+    hours = {"days": ["sat", "mon"], "start": "08:30", "end": "12:00"}
+    wanted = {"timezone": "America/Chicago", "business_hours": hours}
+    response = t.client.put("/account/settings", json=wanted)
+    assert response.status_code == 200, response.text
+    assert response.json()["business_hours"]["days"] == ["mon", "sat"]
+    assert t.client.get("/account/settings").json() == response.json()
+
+
+def test_account_settings_validation(tenant: MakeTenant) -> None:
+    t = tenant()
+    problem(t.client.put("/account/settings", json={"timezone": "Moon/Base"}), 400,
+            errors.INVALID_TIMEZONE)  # fmt: skip
+    bad_hours = {"timezone": "UTC", "business_hours": {"days": ["mon"], "start": "17:00",
+                                                        "end": "09:00"}}  # fmt: skip
+    problem(t.client.put("/account/settings", json=bad_hours), 400, errors.INVALID_BUSINESS_HOURS)
+    problem(t.client.put("/account/settings", json={}), 422, errors.MISSING_FIELD)
+    assert t.client.get("/account/settings").json()["timezone"] == "UTC"
+
+
+def test_catalog_lists_26_events_and_operators(api_url: str) -> None:
+    body = httpx.get(f"{api_url}/api/v1/catalog").json()
+    events = [e for c in body["categories"] for e in c["events"]]
+    assert len(body["categories"]) == 7
+    assert len(events) == 26
+    form = next(e for e in events if e["trigger_event"] == "form_submitted")
+    assert form["identifying_fields"] == ["form_id"]
+    assert form["event_type"] == "form.submitted"
+    assert len(body["operators"]) == 17
+    assert body["limits"] == {"max_conditions": 20, "max_depth": 3}
+
+
+def test_openapi_documents_the_api_with_examples(api_url: str) -> None:
+    spec = httpx.get(f"{api_url}/openapi.json").json()
+    paths = spec["paths"]
+    for path in (
+        "/api/v1/workflows",
+        "/api/v1/workflows/{workflow_id}",
+        "/api/v1/workflows/{workflow_id}/trigger",
+        "/api/v1/workflows/{workflow_id}/trigger/{trigger_id}",
+        "/api/v1/workflows/{workflow_id}/trigger/audit",
+        "/api/v1/account/settings",
+        "/api/v1/events",
+        "/api/v1/catalog",
+    ):
+        assert path in paths, path
+    trigger_in = spec["components"]["schemas"]["TriggerIn"]
+    assert trigger_in["examples"][0]["trigger_event"] == "form_submitted"
+    assert "bearer" in str(spec["components"]["securitySchemes"]).lower()
+    docs = httpx.get(f"{api_url}/docs")
+    assert docs.status_code == 200
+    assert "swagger" in docs.text.lower()

@@ -1,0 +1,80 @@
+"""POST /events: validated envelopes land in their account's shard stream (SPEC §3)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import redis
+
+from hairtrigger import embedded, names
+from pipelines import errors
+from pipelines.sharding import shard_for
+from tests.api.helpers import problem
+from tests.conftest import Tenant
+
+MakeTenant = Callable[..., Tenant]
+
+
+def envelope(account_id: uuid.UUID, **overrides: Any) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "contact.tag_added",
+        "account_id": str(account_id),
+        "timestamp": "2026-11-25T10:00:00Z",
+        "data": {"contact_id": str(uuid.uuid4()), "tag": "vip"},
+        "metadata": {"source": "api"},
+        **overrides,
+    }
+
+
+def stream_events(client: redis.Redis, account_id: uuid.UUID) -> list[dict[str, Any]]:
+    shards = int(client.hget(names.META_KEY, names.META_SHARDS_FIELD))  # type: ignore[arg-type]
+    stream = names.events_stream(shard_for(account_id, shards))
+    entries = client.xrange(stream)
+    decoded = [orjson.loads(fields[names.EVENT_FIELD.encode()]) for _, fields in entries]
+    return [e for e in decoded if e["account_id"] == str(account_id)]
+
+
+def test_one_event_and_a_list_are_accepted_into_the_shard(
+    tenant: MakeTenant, services: embedded.Services
+) -> None:
+    t = tenant()
+    one = envelope(t.account_id)
+    response = t.client.post("/events", json=one)
+    assert response.status_code == 202, response.text
+    assert response.json() == {"accepted": 1, "event_ids": [one["event_id"]]}
+    many = [envelope(t.account_id) for _ in range(3)]
+    response = t.client.post("/events", json=many)
+    assert response.status_code == 202
+    with redis.Redis.from_url(services.redis_url) as client:
+        found = stream_events(client, t.account_id)
+    assert [e["event_id"] for e in found] == [one["event_id"]] + [e["event_id"] for e in many]
+    assert found[0]["data"]["tag"] == "vip"
+    assert found[0]["metadata"]["depth"] == 0
+
+
+def test_bad_events_are_refused_and_nothing_is_written(
+    tenant: MakeTenant, services: embedded.Services
+) -> None:
+    t = tenant()
+    other = uuid.uuid4()
+    problem(t.client.post("/events", json=envelope(t.account_id, event_type="contact.sneezed")),
+            400, errors.INVALID_EVENT)  # fmt: skip
+    problem(t.client.post("/events", json=envelope(other)), 403, errors.FORBIDDEN)
+    problem(t.client.post("/events", json=envelope(t.account_id, event_id="nope")), 422,
+            errors.VALIDATION_FAILED)  # fmt: skip
+    problem(t.client.post("/events", json=envelope(t.account_id, data={"tag": "x"})), 422,
+            errors.MISSING_FIELD)  # fmt: skip
+    problem(t.client.post("/events", json=[]), 400, errors.INVALID_EVENT)
+    mixed = [envelope(t.account_id), envelope(t.account_id, event_type="nope")]
+    problem(t.client.post("/events", json=mixed), 400, errors.INVALID_EVENT)
+    with redis.Redis.from_url(services.redis_url) as client:
+        assert stream_events(client, t.account_id) == []
+
+
+def test_events_need_the_events_scope(tenant: MakeTenant) -> None:
+    t = tenant(scopes=(names.SCOPE_WORKFLOW_EDIT, names.SCOPE_WORKFLOW_READ))
+    problem(t.client.post("/events", json=envelope(t.account_id)), 403, errors.FORBIDDEN)
