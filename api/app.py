@@ -9,10 +9,12 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from api import problems
+from api.deps import ConfigSync
 from api.limits import BodyLimit
 from api.routes import account, catalog, events, triggers, workflows
-from hairtrigger import __version__, names
+from hairtrigger import __version__
 from hairtrigger.config import Settings
+from hairtrigger.meta import publish_shards_async
 from store import db
 from store.migrate import migrate
 
@@ -26,14 +28,7 @@ Every error is an RFC 9457 problem document (`application/problem+json`).
 """
 
 
-async def publish_shards(redis: Redis, shards: int) -> int:
-    """The deployment's shard count: the one already published wins over `shards`."""
-    await redis.hsetnx(names.META_KEY, names.META_SHARDS_FIELD, shards)
-    published = await redis.hget(names.META_KEY, names.META_SHARDS_FIELD)
-    return int(published) if published is not None else shards
-
-
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, sync: ConfigSync | None = None) -> FastAPI:
     database_url, redis_url = settings.database_url, settings.redis_url
     assert database_url is not None, "resolve the service URLs first"
     assert redis_url is not None, "resolve the service URLs first"
@@ -47,7 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
             await conn.close()
         app.state.pool = await db.create_pool(database_url)
         app.state.redis = Redis.from_url(redis_url)
-        app.state.shards = await publish_shards(app.state.redis, settings.shards)
+        app.state.shards = await publish_shards_async(app.state.redis, settings.shards)
         try:
             yield
         finally:
@@ -63,6 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
+    app.state.sync = sync
     for module in (workflows, triggers, account, catalog, events):
         app.include_router(module.router, prefix=PREFIX)
 

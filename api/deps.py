@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import asyncpg
 from fastapi import Depends, Request
@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from api.problems import ApiError
 from hairtrigger import names
 from pipelines import errors
+from pipelines.index import TriggerSpec
 from store import accounts, audit
 from store import workflows as store
 from store.db import Conn, Executor
@@ -75,9 +76,11 @@ async def owned_workflow(
     workflow_id: uuid.UUID,
     *,
     lock: bool = False,
+    deleted: bool = False,
 ) -> dict[str, Any]:
-    """The caller's live workflow: 404 when there is none, 403 when another account owns it."""
-    row = await store.get_workflow(conn, workflow_id, lock=lock)
+    """The caller's live workflow (or deleted too, if asked): 404 when there is none, 403 when
+    another account owns it."""
+    row = await store.get_workflow(conn, workflow_id, lock=lock, deleted=deleted)
     if row is None:
         raise ApiError(404, errors.NOT_FOUND, f"no workflow {workflow_id}")
     if row["account_id"] != principal.account_id:
@@ -105,3 +108,16 @@ async def record_change(
         before=before,
         after=after,
     )
+
+
+class ConfigSync(Protocol):
+    """Where committed trigger changes go: the partition actor owning the account."""
+
+    async def push(self, account_id: uuid.UUID, specs: list[TriggerSpec]) -> None: ...
+
+
+async def push_config(request: Request, account_id: uuid.UUID, specs: list[TriggerSpec]) -> None:
+    """After the change has committed, before the reply: read-your-writes for events."""
+    sync: ConfigSync | None = request.app.state.sync
+    if sync is not None and specs:
+        await sync.push(account_id, specs)

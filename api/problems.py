@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -18,17 +20,48 @@ log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
 
 _TITLES = {
-    400: "Bad request",
+    400: errors.BAD_REQUEST,
     401: errors.UNAUTHORIZED,
     403: errors.FORBIDDEN,
     404: errors.NOT_FOUND,
-    405: "Method not allowed",
-    409: "Conflict",
+    405: errors.METHOD_NOT_ALLOWED,
+    409: errors.CONFLICT,
     413: errors.BODY_TOO_LARGE,
-    415: "Unsupported media type",
+    415: errors.UNSUPPORTED_MEDIA_TYPE,
     422: errors.VALIDATION_FAILED,
     500: errors.INTERNAL_ERROR,
     503: errors.SERVICE_UNAVAILABLE,
+}
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document (`application/problem+json`)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = "about:blank"
+    title: str = Field(examples=[errors.INVALID_OPERATOR])
+    status: int = Field(examples=[400])
+    detail: str = Field(examples=["'resembles' is not an operator; use one of equals, ..."])
+    instance: str | None = Field(default=None, examples=["/api/v1/workflows/{id}/trigger"])
+    pointer: str | None = Field(
+        default=None,
+        description="JSON pointer to the offending part of the request",
+        examples=["/filters/conditions/1/operator"],
+    )
+
+
+def _described(text: str) -> dict[str, Any]:
+    return {"model": Problem, "description": text, "content": {MEDIA_TYPE: {}}}
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _described("Invalid configuration or malformed JSON"),
+    401: _described("No valid API key"),
+    403: _described("Missing scope, or another account's resource"),
+    404: _described("No such resource"),
+    409: _described("Conflict with the current state (e.g. Trigger already exists)"),
+    413: _described("Request body too large"),
+    422: _described("Missing required field or wrong type"),
 }
 
 
@@ -83,6 +116,10 @@ async def _on_http(request: Request, exc: HTTPException) -> Response:
     return problem(exc.status_code, title, str(exc.detail), request.url.path)
 
 
+async def _on_unstorable(request: Request, exc: Exception) -> Response:
+    return problem(400, errors.UNSTORABLE_VALUE, str(exc), request.url.path)
+
+
 async def _on_crash(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(500, errors.INTERNAL_ERROR, "an unexpected error occurred", request.url.path)
@@ -93,4 +130,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ConfigError, _on_config)  # type: ignore[arg-type]
     app.add_exception_handler(ApiError, _on_api)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _on_http)  # type: ignore[arg-type]
+    # Backstops: a value that slipped past validation but cannot be stored or encoded.
+    app.add_exception_handler(asyncpg.DataError, _on_unstorable)
+    app.add_exception_handler(orjson.JSONEncodeError, _on_unstorable)
     app.add_exception_handler(Exception, _on_crash)

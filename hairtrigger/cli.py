@@ -93,19 +93,39 @@ def _cmd_up(settings: Settings, args: argparse.Namespace) -> Any:
     import uvicorn
 
     from api.app import create_app
+    from hairtrigger import runtime
 
-    base = f"http://{args.host}:{args.port}"
-    print(f"Hairtrigger API on {base}  (docs: {base}/docs)", flush=True)
-    config = uvicorn.Config(
-        create_app(settings), host=args.host, port=args.port, log_config=None, lifespan="on"
-    )
-    # uvicorn drains requests on SIGINT/SIGTERM, then re-raises the signal to the handler that
-    # was installed before it: ours, so that embedded servers are stopped on the way out.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _raise_stopped)
-    with contextlib.suppress(_Stopped):
+    _cmd_migrate(settings, args)
+    with (
+        contextlib.suppress(_Stopped),
+        runtime.engine(settings, args.partitions, args.address) as eng,
+    ):
+        # uvicorn drains requests on SIGINT/SIGTERM, then re-raises the signal to the handler
+        # installed before it: ours, so the actors drain and embedded servers stop on the way out.
+        _on_stop_signals(_raise_stopped)
+        base = f"http://{args.host}:{args.port}"
+        print(f"Hairtrigger API:  {base}  (docs: {base}/docs)", flush=True)
+        print(f"Ray dashboard:    {eng.dashboard_url or 'not running'}", flush=True)
+        print(f"Partitions: {args.partitions} over {eng.shards} shards", flush=True)
+        app = create_app(settings, sync=eng.partitions)
+        config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None)
         uvicorn.Server(config).run()
     return None
+
+
+def _cmd_demo(settings: Settings, args: argparse.Namespace) -> Any:
+    from hairtrigger import demo
+
+    _cmd_migrate(settings, args)
+    _on_stop_signals(_raise_stopped)
+    with contextlib.suppress(_Stopped):
+        demo.run(settings, events=args.events, partitions=args.partitions)
+    return None
+
+
+def _on_stop_signals(handler: Callable[[int, Any], None]) -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handler)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -129,14 +149,25 @@ def _parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="migrate and serve the API until SIGINT/SIGTERM")
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=8000)
+    up.add_argument("--partitions", type=int, default=2, help="partition actors (default 2)")
+    up.add_argument("--address", default=None, help="join a Ray cluster, e.g. 'auto'")
     up.set_defaults(run=_cmd_up)
+
+    demo = sub.add_parser("demo", help="seed a demo account and stream events through it")
+    demo.add_argument("--events", type=int, default=20_000)
+    demo.add_argument("--partitions", type=int, default=2)
+    demo.set_defaults(run=_cmd_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logs.configure(getattr(logging, str(args.log_level).upper(), logging.INFO))
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        print(f"hairtrigger: {exc}", file=sys.stderr)
+        return 2
     try:
         with embedded.services(
             settings.database_url, settings.redis_url, settings.data_dir

@@ -21,7 +21,12 @@ class MaskingFilter(logging.Filter):
         masked = mask(message)
         if masked != message:
             record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = mask(_formatter.formatException(record.exc_info))
         return True
+
+
+_formatter = logging.Formatter()
 
 
 def configure(level: int = logging.INFO) -> None:

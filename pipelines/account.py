@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipelines import errors
 from pipelines.errors import ConfigError
-from pipelines.settings import WEEKDAYS
+from pipelines.settings import WEEKDAYS, is_clock_time
 
-_TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 DEFAULT_BUSINESS_HOURS: dict[str, Any] = {
     "days": ["mon", "tue", "wed", "thu", "fri"],
     "start": "09:00",
@@ -30,14 +28,14 @@ def check_timezone(name: str) -> str:
 
 def check_business_hours(hours: dict[str, Any]) -> dict[str, Any]:
     days, start, end = hours.get("days"), hours.get("start"), hours.get("end")
-    if not isinstance(days, list) or any(d not in WEEKDAYS for d in days):
+    if not isinstance(days, list) or not days or any(d not in WEEKDAYS for d in days):
         raise ConfigError(
             errors.INVALID_BUSINESS_HOURS,
-            f"days must be a list of {', '.join(WEEKDAYS)}",
+            f"days must be a non-empty list of {', '.join(WEEKDAYS)}",
             "/business_hours/days",
         )
     for key, value in (("start", start), ("end", end)):
-        if not isinstance(value, str) or not _TIME_RE.match(value):
+        if not is_clock_time(value):
             raise ConfigError(
                 errors.INVALID_BUSINESS_HOURS, f"{key} must be HH:MM", f"/business_hours/{key}"
             )

@@ -19,6 +19,12 @@ INVALID_BUSINESS_HOURS = "Invalid business hours"
 INVALID_EVENT = "Invalid event"
 MISSING_FIELD = "Missing required field"
 
+BAD_REQUEST = "Bad request"
+CONFLICT = "Conflict"
+METHOD_NOT_ALLOWED = "Method not allowed"
+UNSUPPORTED_MEDIA_TYPE = "Unsupported media type"
+UNSTORABLE_VALUE = "Value cannot be stored"
+
 TRIGGER_EXISTS = "Trigger already exists"
 NOT_FOUND = "Not found"
 FORBIDDEN = "Forbidden"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -52,7 +53,7 @@ EMPTY = Group("AND", ())
 
 
 def is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def is_numeric_text(value: str) -> bool:
@@ -207,8 +208,8 @@ def _check_value(
         if isinstance(value, str) or is_number(value):
             return value  # type: ignore[return-value]
         raise ConfigError(errors.INVALID_VALUE, f"'{operator}' needs text", pointer)
-    if isinstance(value, str | int | float | bool):
-        return value
+    if isinstance(value, str | bool) or is_number(value):
+        return value  # type: ignore[return-value]
     raise ConfigError(
         errors.INVALID_VALUE, f"'{operator}' needs a single text, number or boolean", pointer
     )
@@ -222,7 +223,7 @@ def _list_value(operator: str, value: object, pointer: str) -> tuple[Scalar, ...
             errors.INVALID_VALUE, f"'{operator}' takes at most {MAX_LIST_VALUES} values", pointer
         )
     for item in value:
-        if not isinstance(item, str | int | float | bool):
+        if not (isinstance(item, str | bool) or is_number(item)):
             raise ConfigError(
                 errors.INVALID_VALUE,
                 f"'{operator}' values must be text, numbers or booleans",

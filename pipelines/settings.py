@@ -15,8 +15,15 @@ MAX_COOLDOWN_SECONDS = 10 * 365 * 86400
 MAX_OFFSET_DAYS = 3650
 MAX_CATCH_UP_HOURS = 168
 _TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def is_clock_time(value: object) -> bool:
+    """'HH:MM', 24-hour."""
+    return isinstance(value, str) and bool(_TIME_RE.match(value))
+
+
 _PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+){0,3}$")
-_CRON_FIELD_RE = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
+_CRON_PART_RE = re.compile(r"^(\*|(\d+)(?:-(\d+))?)(?:/(\d+))?$")
 _CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 
 _COMMON_KEYS = frozenset(
@@ -66,7 +73,7 @@ def parse_settings(raw: object, event: TriggerEvent, pointer: str = "/settings")
                 f"'{key}' is not a setting of {event.name} triggers",
                 f"{pointer}/{key}",
             )
-    values = dict(raw)
+    values = {k: v for k, v in raw.items() if v is not None}  # null means "the default"
     _check_enrollment(values, pointer)
     for key in ("respect_business_hours", "log_non_matches"):
         if key in values and not isinstance(values[key], bool):
@@ -110,7 +117,7 @@ def _check_enrollment(values: dict[str, Any], pointer: str) -> None:
 def _check_time(values: dict[str, Any], event: TriggerEvent, pointer: str) -> None:
     values.setdefault("time_of_day", "09:00")
     values.setdefault("catch_up_hours", 24)
-    if not isinstance(values["time_of_day"], str) or not _TIME_RE.match(values["time_of_day"]):
+    if not is_clock_time(values["time_of_day"]):
         raise ConfigError(
             errors.INVALID_SETTINGS, "time_of_day must be HH:MM (24-hour)", f"{pointer}/time_of_day"
         )
@@ -165,10 +172,22 @@ def check_cron(expr: object, pointer: str) -> None:
             pointer,
         )
     for text, (low, high) in zip(fields, _CRON_RANGES, strict=True):
-        numbers = [int(n) for n in re.findall(r"(?<!/)\b\d+", text)]
-        if not _CRON_FIELD_RE.match(text) or any(not low <= n <= high for n in numbers):
+        if not all(_cron_part_ok(part, low, high) for part in text.split(",")):
             raise ConfigError(
                 errors.INVALID_SETTINGS,
-                f"cron field '{text}' is not valid (allowed {low}-{high})",
+                f"cron field '{text}' is not valid (values {low}-{high}, ranges low-high, "
+                "steps from 1)",
                 pointer,
             )
+
+
+def _cron_part_ok(part: str, low: int, high: int) -> bool:
+    match = _CRON_PART_RE.match(part)
+    if match is None:
+        return False
+    first, last, step = match.group(2), match.group(3), match.group(4)
+    start = int(first) if first is not None else low
+    end = int(last) if last is not None else (start if first is not None else high)
+    if step is not None and not 1 <= int(step) <= high:
+        return False
+    return low <= start <= end <= high

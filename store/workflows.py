@@ -42,13 +42,14 @@ async def insert_workflow(
     return dict(record)
 
 
-async def get_workflow(conn: Executor, workflow_id: uuid.UUID, *, lock: bool = False) -> Row | None:
+async def get_workflow(
+    conn: Executor, workflow_id: uuid.UUID, *, lock: bool = False, deleted: bool = False
+) -> Row | None:
+    live = "" if deleted else " AND deleted_at IS NULL"
     suffix = " FOR UPDATE" if lock else ""
     return _row(
         await conn.fetchrow(
-            f"SELECT {_WORKFLOW_COLUMNS} FROM workflows"
-            f" WHERE id = $1 AND deleted_at IS NULL{suffix}",
-            workflow_id,
+            f"SELECT {_WORKFLOW_COLUMNS} FROM workflows WHERE id = $1{live}{suffix}", workflow_id
         )
     )
 

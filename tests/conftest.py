@@ -4,6 +4,7 @@ a fresh database per session, the API served over real HTTP, and tenant factorie
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import threading
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+import redis
 import uvicorn
 
 from api.app import create_app
@@ -24,6 +26,8 @@ from hairtrigger import embedded, names
 from hairtrigger.config import Settings
 from store import accounts, db
 from store.migrate import migrate
+
+TEST_REDIS_DB = 9
 
 
 def with_database(url: str, name: str) -> str:
@@ -82,11 +86,23 @@ def database_url(services: embedded.Services) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, services: embedded.Services) -> Settings:
+def redis_url(services: embedded.Services) -> str:
+    """A Redis database of the tests' own, emptied at the start of the session."""
+    url = services.redis_url
+    if url.startswith("redis://"):
+        url = urlunsplit(urlsplit(url)._replace(path=f"/{TEST_REDIS_DB}"))
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+    return url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_url: str) -> Settings:
     return Settings(
         database_url=database_url,
-        redis_url=services.redis_url,
+        redis_url=redis_url,
         data_dir=Path(".hairtrigger"),
+        shards=4,
         max_body_bytes=256 * 1024,
     )
 
@@ -103,13 +119,11 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="session")
-def api_url(settings: Settings) -> Iterator[str]:
-    """The real app behind a real uvicorn on a free port."""
+@contextlib.contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """`app` behind a real uvicorn on a free port, in a thread."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -117,9 +131,18 @@ def api_url(settings: Settings) -> Iterator[str]:
         assert thread.is_alive(), "the API server failed to start"
         assert time.monotonic() < deadline, "the API server did not start in 30 s"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def api_url(settings: Settings) -> Iterator[str]:
+    """The config API alone (no partition actors behind it)."""
+    with serve(create_app(settings)) as url:
+        yield url
 
 
 @dataclass
@@ -133,6 +156,10 @@ class Tenant:
 @pytest.fixture
 def tenant(db_sync: Db, api_url: str) -> Iterator[Callable[..., Tenant]]:
     """Factory: a new account with an API key (all scopes unless told) and an HTTP client."""
+    yield from tenant_factory(db_sync, api_url)
+
+
+def tenant_factory(db_sync: Db, api_url: str) -> Iterator[Callable[..., Tenant]]:
     made: list[Tenant] = []
 
     def make(scopes: tuple[str, ...] = names.SCOPES, timezone: str = "UTC") -> Tenant:

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from hairtrigger.logs import MaskingFilter, mask
+from hairtrigger.logs import MaskingFilter, configure, mask
 
 
 @pytest.mark.parametrize(
@@ -32,3 +32,23 @@ def test_filter_masks_formatted_arguments(caplog: pytest.LogCaptureFixture) -> N
     finally:
         logger.filters.clear()
     assert caplog.messages == ["enrolled b***@corp.io (***58)"]
+
+
+def test_configure_masks_messages_and_tracebacks(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure()
+        log = logging.getLogger("hairtrigger.test")
+        log.info("welcome %s", "ann@example.org")
+        try:
+            raise ValueError("bad contact +1 212 555 0123 / ann@example.org")
+        except ValueError:
+            log.exception("failed")
+    finally:
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+    err = capsys.readouterr().err
+    assert "welcome a***@example.org" in err
+    assert "ann@example.org" not in err
+    assert "555 0123" not in err
+    assert "ValueError: bad contact ***23" in err

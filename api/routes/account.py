@@ -7,11 +7,15 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import Editor, PoolDep, Reader
+from api.guard import GuardedRoute
+from api.problems import PROBLEM_RESPONSES
 from api.schemas import AccountSettings, AccountSettingsIn
 from pipelines.account import DEFAULT_BUSINESS_HOURS, check_business_hours, check_timezone
 from store import accounts
 
-router = APIRouter(prefix="/account", tags=["account"])
+router = APIRouter(
+    prefix="/account", tags=["account"], route_class=GuardedRoute, responses=PROBLEM_RESPONSES
+)
 
 
 @router.get("/settings", response_model=AccountSettings)

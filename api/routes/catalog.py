@@ -6,9 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from api.guard import GuardedRoute
 from pipelines import catalog, filters
 
-router = APIRouter(tags=["catalog"])
+router = APIRouter(tags=["catalog"], route_class=GuardedRoute)
 
 _VALUE_KINDS = {
     **dict.fromkeys(filters.SCALAR_OPS, "text, number or boolean"),

@@ -9,13 +9,14 @@ from fastapi import APIRouter, Request
 from redis.exceptions import RedisError
 
 from api.deps import EventWriter, RedisDep
-from api.problems import ApiError
+from api.guard import GuardedRoute
+from api.problems import PROBLEM_RESPONSES, ApiError
 from api.schemas import Accepted, EventIn
 from hairtrigger import names
 from pipelines import catalog, errors
 from pipelines.sharding import shard_for
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], route_class=GuardedRoute, responses=PROBLEM_RESPONSES)
 
 _KNOWN_TYPES = frozenset(catalog.BY_EVENT_TYPE) | {catalog.CONTACT_DELETED}
 

@@ -6,19 +6,25 @@ import uuid
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from api import cursors
-from api.deps import Editor, PoolDep, Reader, owned_workflow, record_change
-from api.problems import ApiError
+from api.deps import Editor, PoolDep, Reader, owned_workflow, push_config, record_change
+from api.guard import GuardedRoute
+from api.problems import PROBLEM_RESPONSES, ApiError
 from api.schemas import AuditPage, Trigger, TriggerIn
 from pipelines import errors
 from pipelines.triggers import validate_trigger
-from store import audit
+from store import audit, config_sync
 from store import workflows as store
 from store.db import Conn
 
-router = APIRouter(prefix="/workflows/{workflow_id}/trigger", tags=["triggers"])
+router = APIRouter(
+    prefix="/workflows/{workflow_id}/trigger",
+    tags=["triggers"],
+    route_class=GuardedRoute,
+    responses=PROBLEM_RESPONSES,
+)
 
 
 def public(row: dict[str, Any]) -> dict[str, Any]:
@@ -36,7 +42,7 @@ async def _live_trigger(
 
 @router.post("", status_code=201, response_model=Trigger)
 async def create_trigger(
-    workflow_id: uuid.UUID, body: TriggerIn, principal: Editor, pool: PoolDep
+    workflow_id: uuid.UUID, body: TriggerIn, principal: Editor, pool: PoolDep, request: Request
 ) -> Any:
     """Configure the workflow's trigger. A workflow has at most one (409 for a second).
 
@@ -46,7 +52,7 @@ async def create_trigger(
     """
     config = validate_trigger(body.trigger_type, body.trigger_event, body.filters, body.settings)
     async with pool.acquire() as conn, conn.transaction():
-        await owned_workflow(conn, principal, workflow_id)
+        await owned_workflow(conn, principal, workflow_id, lock=True)
         try:
             row = await store.insert_trigger(
                 conn, principal.account_id, workflow_id, config, body.is_active
@@ -60,6 +66,8 @@ async def create_trigger(
         await record_change(
             conn, principal, "trigger.create", workflow_id, row["id"], after=public(row)
         )
+        specs = await config_sync.bump(conn, workflow_id)
+    await push_config(request, principal.account_id, specs)
     return row
 
 
@@ -80,6 +88,7 @@ async def replace_trigger(
     body: TriggerIn,
     principal: Editor,
     pool: PoolDep,
+    request: Request,
 ) -> Any:
     """Replace the trigger's configuration, validated like a create; its version goes up."""
     config = validate_trigger(body.trigger_type, body.trigger_event, body.filters, body.settings)
@@ -96,12 +105,18 @@ async def replace_trigger(
             before=public(before),
             after=public(after),
         )
+        specs = await config_sync.bump(conn, workflow_id)
+    await push_config(request, principal.account_id, specs)
     return after
 
 
 @router.delete("/{trigger_id}", status_code=204)
 async def delete_trigger(
-    workflow_id: uuid.UUID, trigger_id: uuid.UUID, principal: Editor, pool: PoolDep
+    workflow_id: uuid.UUID,
+    trigger_id: uuid.UUID,
+    principal: Editor,
+    pool: PoolDep,
+    request: Request,
 ) -> Response:
     """Soft-delete the trigger: it stops firing at once; its history is kept."""
     async with pool.acquire() as conn, conn.transaction():
@@ -111,6 +126,8 @@ async def delete_trigger(
         await record_change(
             conn, principal, "trigger.delete", workflow_id, trigger_id, before=public(before)
         )
+        specs = await config_sync.bump(conn, workflow_id)
+    await push_config(request, principal.account_id, specs)
     return Response(status_code=204)
 
 
@@ -122,8 +139,10 @@ async def trigger_audit(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: str | None = None,
 ) -> Any:
-    """Every change to the workflow and its trigger: who (API key), when, before and after."""
-    await owned_workflow(pool, principal, workflow_id)
+    """Every change to the workflow and its trigger: who (API key), when, before and after.
+
+    Still readable after the workflow is deleted."""
+    await owned_workflow(pool, principal, workflow_id, deleted=True)
     after_id = 0
     if cursor:
         (after_id,) = cursors.decode(cursor, 1)

@@ -6,17 +6,21 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from api import cursors
-from api.deps import Editor, PoolDep, Reader, owned_workflow, record_change
-from api.problems import ApiError
+from api.deps import Editor, PoolDep, Reader, owned_workflow, push_config, record_change
+from api.guard import GuardedRoute
+from api.problems import PROBLEM_RESPONSES, ApiError
 from api.schemas import Workflow, WorkflowCreate, WorkflowPage, WorkflowPatch
 from pipelines import errors
 from pipelines.workflows import check_actions, check_transition
+from store import config_sync
 from store import workflows as store
 
-router = APIRouter(prefix="/workflows", tags=["workflows"])
+router = APIRouter(
+    prefix="/workflows", tags=["workflows"], route_class=GuardedRoute, responses=PROBLEM_RESPONSES
+)
 
 _STATUS_ACTIONS = {
     "active": "workflow.activate",
@@ -72,7 +76,7 @@ async def get_workflow(workflow_id: uuid.UUID, principal: Reader, pool: PoolDep)
 
 @router.patch("/{workflow_id}", response_model=Workflow)
 async def update_workflow(
-    workflow_id: uuid.UUID, body: WorkflowPatch, principal: Editor, pool: PoolDep
+    workflow_id: uuid.UUID, body: WorkflowPatch, principal: Editor, pool: PoolDep, request: Request
 ) -> Any:
     """Rename, describe, change actions, or move between draft, active and paused."""
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
@@ -90,11 +94,15 @@ async def update_workflow(
         await record_change(
             conn, principal, action, workflow_id, before=public(before), after=public(after)
         )
+        specs = await config_sync.bump(conn, workflow_id) if status_changed else []
+    await push_config(request, principal.account_id, specs)
     return after
 
 
 @router.delete("/{workflow_id}", status_code=204)
-async def delete_workflow(workflow_id: uuid.UUID, principal: Editor, pool: PoolDep) -> Response:
+async def delete_workflow(
+    workflow_id: uuid.UUID, principal: Editor, pool: PoolDep, request: Request
+) -> Response:
     """Soft-delete the workflow and its trigger; history and enrollments are kept."""
     async with pool.acquire() as conn, conn.transaction():
         before = await owned_workflow(conn, principal, workflow_id, lock=True)
@@ -106,4 +114,6 @@ async def delete_workflow(workflow_id: uuid.UUID, principal: Editor, pool: PoolD
         await record_change(
             conn, principal, "workflow.delete", workflow_id, trigger_id, before=public(before)
         )
+        specs = await config_sync.bump(conn, workflow_id)
+    await push_config(request, principal.account_id, specs)
     return Response(status_code=204)

@@ -65,6 +65,11 @@ def test_openapi_documents_the_api_with_examples(api_url: str) -> None:
         "/api/v1/catalog",
     ):
         assert path in paths, path
+    create = paths["/api/v1/workflows/{workflow_id}/trigger"]["post"]["responses"]
+    for status in ("400", "401", "403", "404", "409", "422"):
+        assert "application/problem+json" in create[status]["content"], status
+    problem_schema = spec["components"]["schemas"]["Problem"]
+    assert {"title", "status", "detail"} <= set(problem_schema["properties"])
     trigger_in = spec["components"]["schemas"]["TriggerIn"]
     assert trigger_in["examples"][0]["trigger_event"] == "form_submitted"
     assert "bearer" in str(spec["components"]["securitySchemes"]).lower()

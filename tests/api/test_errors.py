@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from pipelines import errors
 from tests.api.helpers import new_workflow, problem
-from tests.conftest import Tenant
+from tests.conftest import Db, Tenant
 
 MakeTenant = Callable[..., Tenant]
 
@@ -84,7 +85,7 @@ def test_huge_streamed_body_is_413(tenant: MakeTenant) -> None:
 def test_deep_json_nesting_is_refused(tenant: MakeTenant) -> None:
     t = tenant()
     wf = new_workflow(t.client)
-    deep = '{"conditions": [' * 200 + "]}" * 200
+    deep = '{"conditions": [' * 30 + "]}" * 30
     raw = '{"trigger_type": "contact", "trigger_event": "tag_added", "filters": ' + deep + "}"
     response = t.client.post(
         f"/workflows/{wf['id']}/trigger",
@@ -92,3 +93,85 @@ def test_deep_json_nesting_is_refused(tenant: MakeTenant) -> None:
         headers={"content-type": "application/json"},
     )
     problem(response, 400, errors.TOO_DEEP)
+
+
+NASTY: list[tuple[str, bytes]] = [
+    ("NUL in a value", b'{"trigger_type": "contact", "trigger_event": "tag_added",'
+     b' "filters": {"conditions": [{"field": "tag", "operator": "equals", "value": "a\\u0000"}]}}'),
+    ("lone surrogate", b'{"trigger_type": "contact", "trigger_event": "tag_added",'
+     b' "filters": {"conditions": [{"field": "tag", "operator": "equals", "value": "\\ud800"}]}}'),
+    ("NaN", b'{"trigger_type": "payment", "trigger_event": "payment_received", "filters":'
+     b' {"conditions": [{"field": "amount", "operator": "greater_than", "value": NaN}]}}'),
+    ("1e400", b'{"trigger_type": "payment", "trigger_event": "payment_received", "filters":'
+     b' {"conditions": [{"field": "amount", "operator": "greater_than", "value": 1e400}]}}'),
+    ("nesting 300 deep", b'{"trigger_type": "contact", "trigger_event": "tag_added", "settings": '
+     + b'{"a": ' * 300 + b"1" + b"}" * 300 + b"}"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("raw", [n[1] for n in NASTY], ids=[n[0] for n in NASTY])
+def test_json_that_cannot_be_stored_is_refused_not_500(
+    tenant: MakeTenant, db_sync: Db, raw: bytes
+) -> None:
+    t = tenant()
+    wf = new_workflow(t.client)
+    response = t.client.post(
+        f"/workflows/{wf['id']}/trigger", content=raw, headers={"content-type": "application/json"}
+    )
+    assert response.status_code in (400, 422), response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert t.client.get(f"/workflows/{wf['id']}/trigger").status_code == 404
+    assert (
+        db_sync.value("SELECT count(*) FROM workflow_triggers WHERE account_id = $1", t.account_id)
+        == 0
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "a\u0000b"},
+        {"name": "x", "actions": [{"type": "add_tag", "tag": "vip", "n": 2**70}]},
+        {"name": "x", "actions": [{"type": "add_tag", "tag": "\ud800"}]},
+    ],
+    ids=["NUL in name", "huge integer in an action", "lone surrogate in an action"],
+)
+def test_workflow_bodies_that_cannot_be_stored_are_refused(
+    tenant: MakeTenant, body: dict[str, object]
+) -> None:
+    t = tenant()
+    raw = json.dumps(body).encode()
+    response = t.client.post(
+        "/workflows", content=raw, headers={"content-type": "application/json"}
+    )
+    assert response.status_code in (201, 400, 422), response.text
+    if response.status_code != 201:
+        assert response.headers["content-type"] == "application/problem+json"
+    assert t.client.get("/workflows").status_code == 200
+
+
+def test_null_settings_take_their_defaults(tenant: MakeTenant) -> None:
+    t = tenant()
+    wf = new_workflow(t.client)
+    body = {"trigger_type": "time", "trigger_event": "recurring_schedule",
+            "settings": {"every": 2, "days_of_week": None, "catch_up_hours": None}}  # fmt: skip
+    response = t.client.post(f"/workflows/{wf['id']}/trigger", json=body)
+    assert response.status_code == 201, response.text
+    settings = response.json()["settings"]
+    assert settings["catch_up_hours"] == 24
+    assert settings["every"] == 2
+    assert "days_of_week" not in settings
+
+
+def test_integers_beyond_64_bits_are_read_as_doubles(tenant: MakeTenant) -> None:
+    """JSON numbers are IEEE doubles (as in JavaScript); none makes the API fail."""
+    t = tenant()
+    wf = new_workflow(t.client)
+    raw = (b'{"trigger_type": "payment", "trigger_event": "payment_received", "filters":'
+           b' {"conditions": [{"field": "amount", "operator": "equals",'
+           b' "value": 18446744073709551616}]}}')  # fmt: skip
+    response = t.client.post(
+        f"/workflows/{wf['id']}/trigger", content=raw, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["filters"]["conditions"][0]["value"] == 2.0**64

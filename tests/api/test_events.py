@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import redis
 
-from hairtrigger import embedded, names
+from hairtrigger import names
 from pipelines import errors
 from pipelines.sharding import shard_for
 from tests.api.helpers import problem
@@ -39,7 +39,7 @@ def stream_events(client: redis.Redis, account_id: uuid.UUID) -> list[dict[str, 
 
 
 def test_one_event_and_a_list_are_accepted_into_the_shard(
-    tenant: MakeTenant, services: embedded.Services
+    tenant: MakeTenant, redis_url: str
 ) -> None:
     t = tenant()
     one = envelope(t.account_id)
@@ -49,16 +49,14 @@ def test_one_event_and_a_list_are_accepted_into_the_shard(
     many = [envelope(t.account_id) for _ in range(3)]
     response = t.client.post("/events", json=many)
     assert response.status_code == 202
-    with redis.Redis.from_url(services.redis_url) as client:
+    with redis.Redis.from_url(redis_url) as client:
         found = stream_events(client, t.account_id)
     assert [e["event_id"] for e in found] == [one["event_id"]] + [e["event_id"] for e in many]
     assert found[0]["data"]["tag"] == "vip"
     assert found[0]["metadata"]["depth"] == 0
 
 
-def test_bad_events_are_refused_and_nothing_is_written(
-    tenant: MakeTenant, services: embedded.Services
-) -> None:
+def test_bad_events_are_refused_and_nothing_is_written(tenant: MakeTenant, redis_url: str) -> None:
     t = tenant()
     other = uuid.uuid4()
     problem(t.client.post("/events", json=envelope(t.account_id, event_type="contact.sneezed")),
@@ -71,7 +69,7 @@ def test_bad_events_are_refused_and_nothing_is_written(
     problem(t.client.post("/events", json=[]), 400, errors.INVALID_EVENT)
     mixed = [envelope(t.account_id), envelope(t.account_id, event_type="nope")]
     problem(t.client.post("/events", json=mixed), 400, errors.INVALID_EVENT)
-    with redis.Redis.from_url(services.redis_url) as client:
+    with redis.Redis.from_url(redis_url) as client:
         assert stream_events(client, t.account_id) == []
 
 

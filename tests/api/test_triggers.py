@@ -224,3 +224,48 @@ def test_audit_pages_with_a_cursor(tenant: MakeTenant) -> None:
     assert rest["next_cursor"] is None
     bad = t.client.get(f"/workflows/{workflow['id']}/trigger/audit", params={"cursor": "zz"})
     problem(bad, 400, errors.INVALID_CURSOR)
+
+
+def test_workflow_delete_is_audited_and_the_trail_stays_readable(tenant: MakeTenant) -> None:
+    """REQ-U-003: the audit trail outlives the workflow."""
+    t = tenant()
+    workflow = new_workflow(t.client)
+    trigger = new_trigger(t.client, workflow["id"], trigger_body("tag_added"))
+    assert t.client.delete(f"/workflows/{workflow['id']}").status_code == 204
+    page = t.client.get(f"/workflows/{workflow['id']}/trigger/audit")
+    assert page.status_code == 200, page.text
+    last = page.json()["items"][-1]
+    assert last["action"] == "workflow.delete"
+    assert last["trigger_id"] == trigger["id"]
+    assert last["before"]["id"] == workflow["id"]
+    assert last["after"] is None
+    assert last["actor_key_id"] == str(t.key_id)
+
+
+def test_trigger_create_racing_workflow_delete_leaves_no_live_orphan(
+    tenant: MakeTenant, db_sync: Db
+) -> None:
+    t = tenant()
+    for _ in range(10):
+        workflow = new_workflow(t.client)
+        barrier = threading.Barrier(2)
+
+        def create(barrier: threading.Barrier = barrier, wf: str = workflow["id"]) -> None:
+            barrier.wait()
+            t.client.post(f"/workflows/{wf}/trigger", json=trigger_body("tag_added"))
+
+        def delete(barrier: threading.Barrier = barrier, wf: str = workflow["id"]) -> None:
+            barrier.wait()
+            t.client.delete(f"/workflows/{wf}")
+
+        threads = [threading.Thread(target=create), threading.Thread(target=delete)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    orphans = db_sync.value(
+        "SELECT count(*) FROM workflow_triggers t JOIN workflows w ON w.id = t.workflow_id"
+        " WHERE t.account_id = $1 AND t.deleted_at IS NULL AND w.deleted_at IS NOT NULL",
+        t.account_id,
+    )
+    assert orphans == 0

@@ -75,3 +75,23 @@ def test_bad_settings_are_refused(event: str, raw: Any, pointer: str) -> None:
 @pytest.mark.parametrize("cron", ["0 9 * * *", "*/15 * * * *", "0 9 1,15 * 1-5", "30 8 * 1-12/3 0"])
 def test_cron_expressions_accepted(cron: str) -> None:
     assert parse_settings({"cron": cron}, BY_NAME["recurring_schedule"]).cron == cron
+
+
+BAD_CRON = ["*/0 * * * *", "5-1 * * * *", "0 24 * * *", "0 9 0 * *", "0 9 * 13 *", "0 9 * * 8",
+            "1-2-3 * * * *", "0 9 * * */99"]  # fmt: skip
+
+
+@pytest.mark.parametrize("cron", BAD_CRON)
+def test_cron_expressions_refused(cron: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"cron": cron}, BY_NAME["recurring_schedule"])
+    assert caught.value.pointer == "/settings/cron"
+
+
+def test_null_settings_mean_the_default() -> None:
+    settings = parse_settings(
+        {"catch_up_hours": None, "offset_days": None, "date_field": "renewal_date"},
+        BY_NAME["scheduled_date"],
+    )
+    assert settings.catch_up_hours == 24
+    assert settings.offset_days == 0

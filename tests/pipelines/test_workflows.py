@@ -51,3 +51,5 @@ def test_timezone_and_business_hours() -> None:
         check_business_hours({"days": ["mon"], "start": "18:00", "end": "08:00"})
     with pytest.raises(ConfigError, match="HH:MM"):
         check_business_hours({"days": ["mon"], "start": "8am", "end": "18:00"})
+    with pytest.raises(ConfigError, match="non-empty"):
+        check_business_hours({"days": [], "start": "08:00", "end": "18:00"})

@@ -1,0 +1,63 @@
+"""Starting the partition actors and talking to them from the gateway or the CLI."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import ray
+
+from actors.partition import NAMESPACE, PartitionActor, partition_name
+from actors.worker import WorkerConfig
+from pipelines.index import TriggerSpec
+from pipelines.sharding import partition_for, shard_for
+
+
+class Partitions:
+    """Handles to the N partition actors of a deployment."""
+
+    def __init__(self, partitions: int, shards: int) -> None:
+        self.partitions, self.shards = partitions, shards
+        self._handles: dict[int, Any] = {}
+
+    @classmethod
+    def start(
+        cls, partitions: int, shards: int, database_url: str, redis_url: str, **options: Any
+    ) -> Partitions:
+        """Create (or find, if already running) the named actors and wait until they are ready."""
+        group = cls(partitions, shards)
+        for p in range(partitions):
+            config = WorkerConfig(p, partitions, shards, database_url, redis_url, **options)
+            group._handles[p] = PartitionActor.options(  # type: ignore[attr-defined]
+                name=partition_name(p),
+                namespace=NAMESPACE,
+                get_if_exists=True,
+                scheduling_strategy="SPREAD",
+            ).remote(config)
+        ray.get([h.ready.remote() for h in group._handles.values()])
+        return group
+
+    def handle(self, partition: int) -> Any:
+        if partition not in self._handles:
+            self._handles[partition] = ray.get_actor(partition_name(partition), NAMESPACE)
+        return self._handles[partition]
+
+    def owner(self, account_id: uuid.UUID) -> Any:
+        return self.handle(partition_for(shard_for(account_id, self.shards), self.partitions))
+
+    async def push(self, account_id: uuid.UUID, specs: list[TriggerSpec]) -> None:
+        """Hand changed triggers to the actor that owns the account; returns once applied."""
+        await self.owner(account_id).apply_config.remote(specs)
+
+    def stats(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = ray.get(
+            [self.handle(p).stats.remote() for p in range(self.partitions)]
+        )
+        return result
+
+    def stop(self) -> None:
+        """Drain in-flight batches, then end the actors."""
+        handles = [self.handle(p) for p in range(self.partitions)]
+        ray.get([h.stop.remote() for h in handles], timeout=120)
+        for h in handles:
+            ray.kill(h, no_restart=True)

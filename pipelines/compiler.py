@@ -1,0 +1,406 @@
+"""The filter compiler (SPEC §4): a trigger's filter tree becomes one predicate over an event.
+
+Where a field is read from, normalized constants and the comparison are decided once, at compile
+time; the predicate only reads, normalizes and compares per event."""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from operator import attrgetter
+from typing import Any, Literal
+
+from pipelines.catalog import SUBMITTED_DATA, TriggerEvent
+from pipelines.filters import CHANGE_OPS, Condition, Group, Scalar, is_numeric_text, parse_iso_date
+from pipelines.filters import to_json as filters_to_json
+
+Source = Literal["event", "contact", "previous", "submitted"]
+Value = Scalar | tuple[Scalar, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    """What a predicate sees of one event; the caller resolves `contact` and `previous`."""
+
+    data: Mapping[str, Any]
+    contact: Mapping[str, Any]
+    previous: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRef:
+    """Where a filter field is read from: `submitted` means form/survey answers, else contact."""
+
+    source: Source
+    path: tuple[str, ...]
+
+
+Predicate = Callable[[EventView], bool]
+Getter = Callable[[EventView], Any]
+Test = Callable[[Any], bool]
+
+_TRUE: Hashable = ("b", True)
+_FALSE: Hashable = ("b", False)
+
+
+def normalize_key(value: Any) -> Hashable | None:
+    """A hashable key under which values that `equals` treats as equal coincide; None if empty."""
+    if isinstance(value, str):
+        return _text_key(value)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return _TRUE if value else _FALSE
+    if isinstance(value, int | float):
+        return ("n", value)
+    if isinstance(value, list | tuple | Mapping) and not value:
+        return None
+    if isinstance(value, list | tuple):
+        return ("l", tuple(map(normalize_key, value)))
+    if isinstance(value, Mapping):
+        return ("o", frozenset((str(k), normalize_key(v)) for k, v in value.items()))
+    return _text_key(str(value))
+
+
+def _text_key(text: str) -> Hashable | None:
+    stripped = text.strip()
+    if not stripped:
+        return None
+    first = stripped[0]
+    if (first.isdigit() or first in "+-.") and is_numeric_text(stripped):
+        return ("n", _number(stripped))
+    folded = stripped.casefold()
+    if folded == "true":
+        return _TRUE
+    if folded == "false":
+        return _FALSE
+    return ("s", folded)
+
+
+def _number(text: str) -> int | float:
+    if "." in text or "e" in text or "E" in text or len(text) > 4000:  # int() refuses > 4300 digits
+        return float(text)
+    return int(text)
+
+
+def _as_number(value: Any) -> int | float | None:
+    if isinstance(value, str):
+        stripped = value.strip()
+        return _number(stripped) if stripped and is_numeric_text(stripped) else None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return None
+
+
+def _as_when(value: Any) -> tuple[datetime, bool] | None:
+    """A naive-UTC datetime and whether it was a bare date, or None for anything else."""
+    is_date = isinstance(value, str) and len(value.strip()) == 10
+    if isinstance(value, str):
+        value = parse_iso_date(value)
+    elif isinstance(value, date) and not isinstance(value, datetime):
+        value, is_date = datetime.combine(value, time()), True
+    if not isinstance(value, datetime):
+        return None
+    return (value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)), is_date
+
+
+def _as_text(value: Any) -> str | None:
+    """Stripped, casefolded text of a scalar for the text operators; None if empty or not one."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if value is None or isinstance(value, Mapping | list | tuple):
+        return None
+    return str(value).strip().casefold() or None
+
+
+def is_empty(value: Any) -> bool:
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or (isinstance(value, Mapping | list | tuple) and not value)
+
+
+def _change_key(value: Any) -> Hashable | None:
+    if isinstance(value, list | tuple) and value:
+        return frozenset(normalize_key(item) for item in value)
+    return normalize_key(value)
+
+
+def resolve_field(field: str, event: TriggerEvent) -> FieldRef:
+    head, _, rest = field.partition(".")
+    if head == "event":
+        return FieldRef("event", tuple(rest.split(".")))
+    if head == "contact" or head == "previous":
+        return FieldRef("contact" if head == "contact" else "previous", tuple(rest.split(".")))
+    path = tuple(field.split("."))
+    if head in event.fields or head == "contact_id":
+        return FieldRef("event", path)
+    if event.name in SUBMITTED_DATA:
+        return FieldRef("submitted", path)
+    return FieldRef("contact", path)
+
+
+_CHANGE_PREFIXES = ("contact.", "previous.", "event.current_state.", "event.previous_state.",
+                    "current_state.", "previous_state.")  # fmt: skip
+
+
+def change_refs(field: str, event: TriggerEvent) -> tuple[FieldRef, FieldRef]:
+    """Where changed / changed_from / changed_to read the (previous, current) values."""
+    if event.name == "custom_field_changed" and field in ("field_value", "event.field_value"):
+        return FieldRef("event", ("previous_value",)), FieldRef("event", ("field_value",))
+    for prefix in _CHANGE_PREFIXES:
+        if field.startswith(prefix):
+            field = field[len(prefix) :]
+            break
+    path = tuple(field.split("."))
+    return FieldRef("previous", path), FieldRef("contact", path)
+
+
+def walk(value: Any, path: tuple[str, ...]) -> Any:
+    """Descend `path` through nested mappings; None as soon as a step is missing."""
+    for name in path:
+        if isinstance(value, dict) or isinstance(value, Mapping):  # noqa: SIM101 (dict is fast)
+            value = value.get(name)
+        else:
+            return None
+    return value
+
+
+_ROOTS: dict[str, Callable[[EventView], Mapping[str, Any]]] = {
+    "event": attrgetter("data"), "contact": attrgetter("contact"),
+    "previous": attrgetter("previous"),
+}  # fmt: skip
+
+
+def _getter(ref: FieldRef, event: TriggerEvent) -> Getter:
+    first, rest = ref.path[0], ref.path[1:]
+    if ref.source == "submitted":
+        answers_key = SUBMITTED_DATA[event.name]
+
+        def submitted(view: EventView) -> Any:
+            answers = view.data.get(answers_key)
+            if isinstance(answers, Mapping) and first in answers:
+                return walk(answers.get(first), rest)
+            return walk(view.contact.get(first), rest)
+
+        return submitted
+    root = _ROOTS[ref.source]
+    if not rest:
+        return lambda view: root(view).get(first)
+    return lambda view: walk(root(view).get(first), rest)
+
+
+def _never(actual: Any) -> bool:
+    return False
+
+
+def _in(value: Value) -> Test:
+    """`in`, and `equals` as `in` one value: a list actual matches when any element does."""
+    values = value if isinstance(value, tuple) else (value,)
+    wanted = frozenset(key for key in map(normalize_key, values) if key is not None)
+    if not wanted:
+        return _never
+
+    def is_in(actual: Any) -> bool:
+        if isinstance(actual, list | tuple):
+            return any(normalize_key(item) in wanted for item in actual)
+        return normalize_key(actual) in wanted
+
+    return is_in
+
+
+def _contains(value: Value) -> Test:
+    member, needle = _in(value), _as_text(value)
+    if needle is None:
+        return _never
+
+    def contains(actual: Any) -> bool:
+        if isinstance(actual, list | tuple):
+            return member(actual)
+        text = _as_text(actual)
+        return text is not None and needle in text
+
+    return contains
+
+
+def _affix(method: Callable[[str, str], bool]) -> Callable[[Value], Test]:
+    def factory(value: Value) -> Test:
+        needle = _as_text(value)
+        if needle is None:
+            return _never
+
+        def affix(actual: Any) -> bool:
+            if isinstance(actual, list | tuple):
+                return any(method(text, needle) for text in map(_as_text, actual) if text)
+            text = _as_text(actual)
+            return text is not None and method(text, needle)
+
+        return affix
+
+    return factory
+
+
+def _ordering(compare: Callable[[Any, Any], bool]) -> Callable[[Value], Test]:
+    def factory(value: Value) -> Test:
+        number = _as_number(value)
+        if number is not None:
+
+            def numbers(actual: Any) -> bool:
+                got = _as_number(actual)
+                return got is not None and compare(got, number)
+
+            return numbers
+        when = _as_when(value)
+        if when is None:
+            return _never
+        limit, limit_is_date = when
+
+        def dates(actual: Any) -> bool:
+            got = _as_when(actual)
+            if got is None:
+                return False
+            if got[1] or limit_is_date:
+                return compare(got[0].date(), limit.date())
+            return compare(got[0], limit)
+
+        return dates
+
+    return factory
+
+
+def _negate(factory: Callable[[Value], Test]) -> Callable[[Value], Test]:
+    def negated(value: Value) -> Test:
+        test = factory(value)
+        return lambda actual: not test(actual)
+
+    return negated
+
+
+def _changed(pair: tuple[Any, Any]) -> bool:
+    return _change_key(pair[0]) != _change_key(pair[1])
+
+
+def _changed_side(side: int) -> Callable[[Value], Test]:
+    def factory(value: Value) -> Test:
+        equals = _in(value)
+        return lambda pair: equals(pair[side]) and _changed(pair)
+
+    return factory
+
+
+_TESTS: dict[str, Callable[[Value], Test]] = {
+    "equals": _in,
+    "not_equals": _negate(_in),
+    "contains": _contains,
+    "not_contains": _negate(_contains),
+    "starts_with": _affix(str.startswith),
+    "ends_with": _affix(str.endswith),
+    "greater_than": _ordering(operator.gt),
+    "less_than": _ordering(operator.lt),
+    "greater_than_or_equal": _ordering(operator.ge),
+    "less_than_or_equal": _ordering(operator.le),
+    "in": _in,
+    "not_in": _negate(_in),
+    "is_empty": lambda value: is_empty,
+    "is_not_empty": lambda value: lambda actual: not is_empty(actual),
+    "changed": lambda value: _changed,
+    "changed_from": _changed_side(0),
+    "changed_to": _changed_side(1),
+}
+
+
+def _compile_leaf(condition: Condition, event: TriggerEvent) -> tuple[Getter, Test]:
+    factory = _TESTS.get(condition.operator)
+    if factory is None:
+        raise ValueError(f"unknown filter operator {condition.operator!r}")
+    if condition.operator in CHANGE_OPS:
+        before, after = (_getter(ref, event) for ref in change_refs(condition.field, event))
+        return (lambda view: (before(view), after(view))), factory(condition.value)
+    return _getter(resolve_field(condition.field, event), event), factory(condition.value)
+
+
+def _leaf_predicate(leaf: tuple[Getter, Test]) -> Predicate:
+    get, test = leaf
+    return lambda view: test(get(view))
+
+
+def _group_predicate(group: Group, event: TriggerEvent) -> Predicate:
+    parts = tuple(
+        _group_predicate(node, event)
+        if isinstance(node, Group)
+        else _leaf_predicate(_compile_leaf(node, event))
+        for node in group.conditions
+    )
+    if len(parts) == 1:
+        return parts[0]
+    decisive = group.logic == "OR"  # the part result that settles the group
+    if len(parts) == 2:
+        first, second = parts
+        if decisive:
+            return lambda view: first(view) or second(view)
+        return lambda view: first(view) and second(view)
+
+    def combined(view: EventView) -> bool:
+        for part in parts:
+            if part(view) == decisive:
+                return decisive
+        return not decisive
+
+    return combined
+
+
+def compile_filters(group: Group, event: TriggerEvent) -> Predicate:
+    """One predicate for the whole tree; an empty root group matches every event."""
+    return _group_predicate(group, event) if group.conditions else lambda view: True
+
+
+def explain(group: Group, event: TriggerEvent, view: EventView) -> tuple[bool, dict[str, Any]]:
+    """The verdict and the canonical filter tree with `actual`/`passed` on every node."""
+    tree = filters_to_json(group)
+    passed = _explain_group(group, tree, event, view) or not group.conditions
+    tree["passed"] = passed
+    return passed, tree
+
+
+def _explain_group(group: Group, out: dict[str, Any], event: TriggerEvent, view: EventView) -> bool:
+    results = [
+        _explain_group(node, child, event, view)
+        if isinstance(node, Group)
+        else _explain_leaf(node, child, event, view)
+        for node, child in zip(group.conditions, out["conditions"], strict=True)
+    ]
+    passed = all(results) if group.logic == "AND" else any(results)
+    out["passed"] = passed
+    return passed
+
+
+def _explain_leaf(
+    condition: Condition, out: dict[str, Any], event: TriggerEvent, view: EventView
+) -> bool:
+    get, test = _compile_leaf(condition, event)
+    actual = get(view)
+    passed = bool(test(actual))
+    if condition.operator in CHANGE_OPS:
+        out["previous"], out["actual"] = json_safe(actual[0]), json_safe(actual[1])
+    else:
+        out["actual"] = json_safe(actual)
+    out["passed"] = passed
+    return passed
+
+
+def json_safe(value: Any) -> Any:
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)

@@ -1,0 +1,211 @@
+"""Matching a batch of events and deciding enrollments (SPEC §5, §6). Pure: no I/O."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pipelines.compiler import EventView
+from pipelines.envelope import Event
+from pipelines.index import TriggerIndex, TriggerSpec
+from pipelines.projection import Contact, apply, is_contact_event
+
+ContactKey = tuple[uuid.UUID, uuid.UUID]  # (account_id, contact_id)
+PairKey = tuple[uuid.UUID, uuid.UUID, uuid.UUID]  # (account_id, workflow_id, contact_id)
+DEFAULT_LOOP_LIMIT = 10
+_ENROLLMENT_NS = uuid.UUID("6f1d3c1e-0a57-4c4b-9a43-7c1f5f0e2b9d")
+
+BLOCKED_ALREADY_ENROLLED = "blocked: already_enrolled"
+BLOCKED_LOOP_DEPTH = "blocked: loop_depth_exceeded"
+BLOCKED_CONTACT_DELETED = "blocked: contact_deleted"
+BLOCKED_COOLDOWN = "blocked: cooldown"
+NOT_MATCHED = "not_matched"
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    event: Event
+    trigger: TriggerSpec
+    contact_deleted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    account_id: uuid.UUID
+    workflow_id: uuid.UUID
+    trigger_id: uuid.UUID
+    contact_id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    matched: bool
+    enrolled: bool
+    failure_reason: str | None
+    details: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    id: uuid.UUID
+    account_id: uuid.UUID
+    workflow_id: uuid.UUID
+    trigger_id: uuid.UUID
+    contact_id: uuid.UUID
+    event_id: uuid.UUID
+    status: str
+    run_at: datetime
+    enrolled_at: datetime
+    event_data: dict[str, Any]
+    single: bool
+    ingested_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "account_id": str(self.account_id),
+            "workflow_id": str(self.workflow_id),
+            "trigger_id": str(self.trigger_id),
+            "contact_id": str(self.contact_id),
+            "event_id": str(self.event_id),
+            "status": self.status,
+            "run_at": self.run_at.isoformat(),
+            "enrolled_at": self.enrolled_at.isoformat(),
+            "event_data": self.event_data,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Last:
+    """The latest enrollment of a contact in a workflow."""
+
+    event_id: uuid.UUID
+    enrolled_at: datetime
+
+
+def enrollment_id(event_id: uuid.UUID, workflow_id: uuid.UUID, contact_id: uuid.UUID) -> uuid.UUID:
+    """Deterministic: a redelivered event produces the same id, so nothing downstream doubles."""
+    return uuid.uuid5(_ENROLLMENT_NS, f"{event_id}/{workflow_id}/{contact_id}")
+
+
+def entry_time(entry_id: str) -> datetime:
+    """When Redis accepted a stream entry (the milliseconds part of its id)."""
+    return datetime.fromtimestamp(int(entry_id.split("-", 1)[0]) / 1000, UTC)
+
+
+def _log(
+    event: Event, spec: TriggerSpec, matched: bool, reason: str | None, **extra: Any
+) -> LogEntry:
+    env = event.envelope
+    return LogEntry(
+        account_id=env.account_id,
+        workflow_id=spec.workflow_id,
+        trigger_id=spec.trigger_id,
+        contact_id=event.contact_id,
+        event_id=env.event_id,
+        event_type=env.event_type,
+        matched=matched,
+        enrolled=extra.pop("enrolled", False),
+        failure_reason=reason,
+        details=extra or None,
+    )
+
+
+def evaluate(
+    events: Iterable[Event], index: TriggerIndex, contacts: dict[ContactKey, Contact]
+) -> tuple[list[Match], list[LogEntry], set[ContactKey]]:
+    """Apply contact events to `contacts` (in place) and match every event.
+
+    Returns the matches, the logs of non-matches (opted in) and predicate errors, and the keys
+    of contacts the batch changed."""
+    matches: list[Match] = []
+    logs: list[LogEntry] = []
+    changed: set[ContactKey] = set()
+    for event in events:
+        env = event.envelope
+        key = (env.account_id, event.contact_id)
+        contact = contacts.setdefault(key, Contact())
+        if is_contact_event(env.event_type) and apply(contact, env):
+            changed.add(key)
+        current = env.data.get("current_state")
+        previous = env.data.get("previous_state")
+        view = EventView(
+            data=env.data,
+            contact=current if isinstance(current, dict) else contact.state,
+            previous=previous if isinstance(previous, dict) else {},
+        )
+        candidates = index.candidates(env.account_id, env.event_type, env.data)
+        for compiled in candidates:
+            spec = compiled.spec
+            try:
+                ok = compiled.predicate(view)
+            except Exception as exc:  # a broken filter must not stop other triggers or events
+                logs.append(_log(event, spec, False, f"error: {type(exc).__name__}: {exc}"))
+                continue
+            if ok:
+                matches.append(Match(event, spec, contact.deleted))
+            elif spec.settings.log_non_matches:
+                logs.append(_log(event, spec, False, NOT_MATCHED))
+        evaluated = {c.spec.trigger_id for c in candidates}
+        for compiled in index.non_match_loggers(env.account_id, env.event_type):
+            if compiled.spec.trigger_id not in evaluated:
+                logs.append(_log(event, compiled.spec, False, NOT_MATCHED))
+    return matches, logs, changed
+
+
+def _blocked(match: Match, last: Last | None, now: datetime, loop_limit: int) -> str | None:
+    settings = match.trigger.settings
+    if match.contact_deleted:
+        return BLOCKED_CONTACT_DELETED
+    if match.event.envelope.depth > loop_limit:
+        return BLOCKED_LOOP_DEPTH
+    if last is None:
+        return None
+    if settings.enrollment_limit == "single":
+        return BLOCKED_ALREADY_ENROLLED
+    cooldown = timedelta(seconds=settings.reenroll_cooldown_seconds)
+    if cooldown and now - last.enrolled_at < cooldown:
+        return BLOCKED_COOLDOWN
+    return None
+
+
+def decide(
+    matches: Iterable[Match],
+    history: Mapping[PairKey, Last],
+    now: datetime,
+    loop_limit: int = DEFAULT_LOOP_LIMIT,
+) -> tuple[list[Enrollment], list[LogEntry]]:
+    """Enrollment policy: which matches enroll, and why the others do not."""
+    latest = dict(history)
+    enrollments: list[Enrollment] = []
+    logs: list[LogEntry] = []
+    for match in matches:
+        env, spec = match.event.envelope, match.trigger
+        pair = (env.account_id, spec.workflow_id, match.event.contact_id)
+        last = latest.get(pair)
+        if last is not None and last.event_id == env.event_id:
+            continue  # a redelivery of an event whose enrollment is already recorded
+        reason = _blocked(match, last, now, loop_limit)
+        if reason is not None:
+            logs.append(_log(match.event, spec, True, reason))
+            continue
+        enrollments.append(
+            Enrollment(
+                id=enrollment_id(env.event_id, spec.workflow_id, match.event.contact_id),
+                account_id=env.account_id,
+                workflow_id=spec.workflow_id,
+                trigger_id=spec.trigger_id,
+                contact_id=match.event.contact_id,
+                event_id=env.event_id,
+                status="triggered",
+                run_at=now,
+                enrolled_at=now,
+                event_data=env.data,
+                single=spec.settings.enrollment_limit == "single",
+                ingested_at=entry_time(match.event.entry_id),
+            )
+        )
+        latest[pair] = Last(env.event_id, now)
+        logs.append(_log(match.event, spec, True, None, enrolled=True))
+    return enrollments, logs

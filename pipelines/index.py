@@ -1,0 +1,329 @@
+"""The compiled trigger index (SPEC §5): per account, per event type, triggers filed under the
+values their filters pin, so an event's candidates are found by hash lookups and the cost of
+matching does not grow with the triggers that cannot match.
+
+A trigger whose filter (AND all the way down from the root) requires `equals` / `in` /
+`changed_to` on an event field or a contact field, or `contains` on a contact field, is filed
+under that field's normalized value(s); every other trigger is "unkeyed" and always a candidate.
+The full predicate still runs on every candidate, so the index only has to return a superset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from uuid import UUID
+
+from pipelines.catalog import TriggerEvent
+from pipelines.compiler import (
+    FieldRef,
+    Predicate,
+    change_refs,
+    compile_filters,
+    normalize_key,
+    resolve_field,
+    walk,
+)
+from pipelines.filters import Condition, Group
+from pipelines.settings import TriggerSettings
+from pipelines.triggers import TriggerConfig
+
+Mode = Literal["eq", "contains"]
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerSpec:
+    trigger_id: UUID
+    workflow_id: UUID
+    account_id: UUID
+    event: TriggerEvent
+    filters: Group
+    settings: TriggerSettings
+    live: bool  # trigger active, not deleted, and its workflow active and not deleted
+    sync_version: int  # strictly increases with every change to the trigger or its workflow
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTrigger:
+    spec: TriggerSpec
+    predicate: Predicate
+
+
+def spec_from_config(
+    config: TriggerConfig,
+    *,
+    trigger_id: UUID,
+    workflow_id: UUID,
+    account_id: UUID,
+    live: bool = True,
+    sync_version: int = 1,
+) -> TriggerSpec:
+    return TriggerSpec(
+        trigger_id, workflow_id, account_id, config.event, config.filters, config.settings,
+        live, sync_version,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One way of filing triggers: by the normalized value of one event or contact field."""
+
+    mode: Mode
+    source: Literal["event", "contact"]
+    path: tuple[str, ...]
+
+
+def choose_slot(group: Group, event: TriggerEvent) -> tuple[Slot, frozenset[Hashable]] | None:
+    """The most selective field the filter requires a value of, with the value keys; or None."""
+    best: tuple[tuple[int, int, int], Slot, frozenset[Hashable]] | None = None
+    for position, condition in enumerate(_required_leaves(group)):
+        option = _key_option(condition, event)
+        if option is None:
+            continue
+        rank, slot, keys = option
+        score = (rank, len(keys), position)
+        if best is None or score < best[0]:
+            best = (score, slot, keys)
+    return None if best is None else (best[1], best[2])
+
+
+def _required_leaves(group: Group) -> Iterable[Condition]:
+    """Leaves every match must satisfy: those reached from the root through AND groups only."""
+    if group.logic == "OR" and len(group.conditions) != 1:
+        return
+    for node in group.conditions:
+        if isinstance(node, Group):
+            yield from _required_leaves(node)
+        else:
+            yield node
+
+
+def _key_option(
+    condition: Condition, event: TriggerEvent
+) -> tuple[int, Slot, frozenset[Hashable]] | None:
+    operator, value = condition.operator, condition.value
+    if operator in ("equals", "in", "contains"):
+        ref = resolve_field(condition.field, event)
+    elif operator == "changed_to":
+        ref = change_refs(condition.field, event)[1]
+    else:
+        return None
+    values = value if isinstance(value, tuple) else (value,)
+    keys = frozenset(key for key in map(normalize_key, values) if key is not None)
+    if not keys or ref.source not in ("event", "contact"):
+        return None
+    if operator == "contains":  # only a contact list (tags) makes `contains` a lookup
+        return None if ref.source == "event" else (3, Slot("contains", "contact", ref.path), keys)
+    source: Literal["event", "contact"] = "event" if ref.source == "event" else "contact"
+    return _rank(ref, event), Slot("eq", source, ref.path), keys
+
+
+def _rank(ref: FieldRef, event: TriggerEvent) -> int:
+    if ref.source == "contact":
+        return 2
+    return 0 if len(ref.path) == 1 and ref.path[0] in event.identifying else 1
+
+
+class _SlotTable:
+    """The triggers of one slot: by value key, and all of them (for lookups that cannot key)."""
+
+    __slots__ = ("by_key", "members")
+
+    def __init__(self) -> None:
+        self.by_key: dict[Hashable, dict[UUID, CompiledTrigger]] = {}
+        self.members: dict[UUID, CompiledTrigger] = {}
+
+    def hits(self, mode: Mode, actual: Any) -> Iterable[CompiledTrigger]:
+        if isinstance(actual, list | tuple):
+            if len(actual) == 1:
+                return self._at(normalize_key(actual[0])).values()
+            found: dict[UUID, CompiledTrigger] = {}
+            for item in actual:
+                found.update(self._at(normalize_key(item)))
+            return found.values()
+        key = normalize_key(actual)
+        if mode == "contains" and key is not None:  # a text actual: substring matches anything
+            return self.members.values()
+        return self._at(key).values()
+
+    def _at(self, key: Hashable | None) -> dict[UUID, CompiledTrigger]:
+        return self.by_key.get(key, _NONE)
+
+
+_NONE: dict[UUID, CompiledTrigger] = {}
+
+
+class _Bucket:
+    """One account's live triggers of one event type."""
+
+    __slots__ = ("loggers", "slots", "unkeyed")
+
+    def __init__(self) -> None:
+        self.slots: dict[Slot, _SlotTable] = {}
+        self.unkeyed: dict[UUID, CompiledTrigger] = {}
+        self.loggers: dict[UUID, CompiledTrigger] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.slots or self.unkeyed)
+
+
+@dataclass(frozen=True, slots=True)
+class _Placement:
+    trigger: CompiledTrigger
+    slot: Slot | None
+    keys: frozenset[Hashable]
+
+
+class AccountIndex:
+    """One account's live triggers, by event type and then by the values they pin."""
+
+    __slots__ = ("_buckets", "_placements")
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, _Bucket] = {}
+        self._placements: dict[UUID, _Placement] = {}
+
+    def __len__(self) -> int:
+        return len(self._placements)
+
+    def add(self, trigger: CompiledTrigger) -> None:
+        """File `trigger` (replacing any trigger with the same id)."""
+        spec = trigger.spec
+        self.remove(spec.trigger_id)
+        chosen = choose_slot(spec.filters, spec.event)
+        slot, keys = chosen if chosen is not None else (None, frozenset[Hashable]())
+        event_type = spec.event.event_type
+        bucket = self._buckets.setdefault(event_type, _Bucket())
+        if slot is None:
+            bucket.unkeyed[spec.trigger_id] = trigger
+        else:
+            table = bucket.slots.setdefault(slot, _SlotTable())
+            table.members[spec.trigger_id] = trigger
+            for key in keys:
+                table.by_key.setdefault(key, {})[spec.trigger_id] = trigger
+        if spec.settings.log_non_matches:
+            bucket.loggers[spec.trigger_id] = trigger
+        self._placements[spec.trigger_id] = _Placement(trigger, slot, keys)
+
+    def remove(self, trigger_id: UUID) -> bool:
+        placement = self._placements.pop(trigger_id, None)
+        if placement is None:
+            return False
+        event_type = placement.trigger.spec.event.event_type
+        bucket = self._buckets[event_type]
+        bucket.loggers.pop(trigger_id, None)
+        if placement.slot is None:
+            del bucket.unkeyed[trigger_id]
+        else:
+            table = bucket.slots[placement.slot]
+            del table.members[trigger_id]
+            for key in placement.keys:
+                entries = table.by_key[key]
+                del entries[trigger_id]
+                if not entries:
+                    del table.by_key[key]
+            if not table.members:
+                del bucket.slots[placement.slot]
+        if not bucket:
+            del self._buckets[event_type]
+        return True
+
+    def candidates(
+        self,
+        event_type: str,
+        data: Mapping[str, Any],
+        contact: Mapping[str, Any] | None = None,
+    ) -> list[CompiledTrigger]:
+        """Every trigger that may match: keyed hits for the event's values, plus unkeyed ones.
+
+        Without `contact`, triggers filed under contact fields are all returned."""
+        bucket = self._buckets.get(event_type)
+        if bucket is None:
+            return []
+        found: list[CompiledTrigger] = []
+        for slot, table in bucket.slots.items():
+            root = data if slot.source == "event" else contact
+            if root is None:
+                found.extend(table.members.values())
+            else:
+                found.extend(table.hits(slot.mode, walk(root, slot.path)))
+        found.extend(bucket.unkeyed.values())
+        return found
+
+    def non_match_loggers(self, event_type: str) -> list[CompiledTrigger]:
+        bucket = self._buckets.get(event_type)
+        return [] if bucket is None else list(bucket.loggers.values())
+
+    def get(self, trigger_id: UUID) -> CompiledTrigger | None:
+        placement = self._placements.get(trigger_id)
+        return None if placement is None else placement.trigger
+
+
+class TriggerIndex:
+    """Every account of one partition; applies trigger changes one at a time, newest wins."""
+
+    __slots__ = ("_accounts", "_owner", "_versions")
+
+    def __init__(self) -> None:
+        self._accounts: dict[UUID, AccountIndex] = {}
+        self._owner: dict[UUID, UUID] = {}  # trigger_id -> account_id, live triggers only
+        self._versions: dict[
+            UUID, int
+        ] = {}  # trigger_id -> last sync_version seen (tombstones too)
+
+    def apply(self, spec: TriggerSpec) -> bool:
+        """Upsert if live, else remove; ignore stale versions. True if anything changed."""
+        last = self._versions.get(spec.trigger_id)
+        if last is not None and spec.sync_version <= last:
+            return False
+        compiled = (
+            CompiledTrigger(spec, compile_filters(spec.filters, spec.event)) if spec.live else None
+        )
+        self._versions[spec.trigger_id] = spec.sync_version
+        removed = self._remove(spec.trigger_id)
+        if compiled is None:
+            return removed
+        self._accounts.setdefault(spec.account_id, AccountIndex()).add(compiled)
+        self._owner[spec.trigger_id] = spec.account_id
+        return True
+
+    def apply_many(self, specs: Iterable[TriggerSpec]) -> int:
+        return sum(self.apply(spec) for spec in specs)
+
+    def _remove(self, trigger_id: UUID) -> bool:
+        account_id = self._owner.pop(trigger_id, None)
+        if account_id is None:
+            return False
+        account = self._accounts[account_id]
+        account.remove(trigger_id)
+        if not len(account):
+            del self._accounts[account_id]
+        return True
+
+    def candidates(
+        self,
+        account_id: UUID,
+        event_type: str,
+        data: Mapping[str, Any],
+        contact: Mapping[str, Any] | None = None,
+    ) -> list[CompiledTrigger]:
+        account = self._accounts.get(account_id)
+        return [] if account is None else account.candidates(event_type, data, contact)
+
+    def non_match_loggers(self, account_id: UUID, event_type: str) -> list[CompiledTrigger]:
+        account = self._accounts.get(account_id)
+        return [] if account is None else account.non_match_loggers(event_type)
+
+    def trigger_count(self, account_id: UUID | None = None) -> int:
+        if account_id is None:
+            return len(self._owner)
+        account = self._accounts.get(account_id)
+        return 0 if account is None else len(account)
+
+    def get(self, trigger_id: UUID) -> CompiledTrigger | None:
+        account_id = self._owner.get(trigger_id)
+        return None if account_id is None else self._accounts[account_id].get(trigger_id)
+
+    def account(self, account_id: UUID) -> AccountIndex | None:
+        return self._accounts.get(account_id)

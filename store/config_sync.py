@@ -1,0 +1,52 @@
+"""Trigger specs for the partition actors, stamped with a version on every config change."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pipelines.catalog import BY_NAME
+from pipelines.filters import parse_filters
+from pipelines.index import TriggerSpec
+from pipelines.settings import parse_settings
+from store.db import Conn, Executor
+
+_SPEC_SELECT = (
+    "SELECT t.id, t.workflow_id, t.account_id, t.trigger_event, t.filters, t.settings,"
+    " t.sync_version, (t.is_active AND t.deleted_at IS NULL AND w.status = 'active'"
+    " AND w.deleted_at IS NULL) AS live"
+    " FROM workflow_triggers t JOIN workflows w ON w.id = t.workflow_id"
+)
+
+
+def spec_from_row(row: Any) -> TriggerSpec:
+    event = BY_NAME[row["trigger_event"]]
+    return TriggerSpec(
+        trigger_id=row["id"],
+        workflow_id=row["workflow_id"],
+        account_id=row["account_id"],
+        event=event,
+        filters=parse_filters(row["filters"], event),
+        settings=parse_settings(row["settings"], event),
+        live=row["live"],
+        sync_version=row["sync_version"],
+    )
+
+
+async def bump(conn: Conn, workflow_id: uuid.UUID) -> list[TriggerSpec]:
+    """Stamp the workflow's triggers with the next sync version; return their specs.
+
+    Call inside the transaction that changed the workflow or its trigger, with the workflow
+    row locked, so that versions follow commit order."""
+    await conn.execute(
+        "UPDATE workflow_triggers SET sync_version = nextval('config_sync_seq')"
+        " WHERE workflow_id = $1",
+        workflow_id,
+    )
+    rows = await conn.fetch(f"{_SPEC_SELECT} WHERE t.workflow_id = $1", workflow_id)
+    return [spec_from_row(r) for r in rows]
+
+
+async def all_specs(conn: Executor) -> list[TriggerSpec]:
+    """Every trigger, live or not (dead ones seed the actors' stale-update guard)."""
+    return [spec_from_row(r) for r in await conn.fetch(_SPEC_SELECT)]

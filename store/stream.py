@@ -1,0 +1,162 @@
+"""Postgres side of stream processing: batch reads and one-transaction batch writes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from pipelines.enrollment import ContactKey, Enrollment, Last, LogEntry, PairKey
+from pipelines.projection import Contact
+from store.db import Conn, Executor
+
+
+async def load_contacts(conn: Executor, keys: Iterable[ContactKey]) -> dict[ContactKey, Contact]:
+    accounts, contacts = _columns(keys, 2)
+    rows = await conn.fetch(
+        "SELECT c.account_id, c.contact_id, c.state, c.deleted, c.event_ts FROM contacts c"
+        " JOIN unnest($1::uuid[], $2::uuid[]) AS k(a, c) ON c.account_id = k.a"
+        " AND c.contact_id = k.c",
+        accounts,
+        contacts,
+    )
+    return {
+        (r["account_id"], r["contact_id"]): Contact(r["state"], r["deleted"], r["event_ts"])
+        for r in rows
+    }
+
+
+async def load_history(conn: Executor, pairs: Iterable[PairKey]) -> dict[PairKey, Last]:
+    """The latest enrollment of each (account, workflow, contact)."""
+    accounts, workflows, contacts = _columns(pairs, 3)
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (e.account_id, e.workflow_id, e.contact_id) e.account_id,"
+        " e.workflow_id, e.contact_id, e.event_id, e.enrolled_at FROM workflow_enrollments e"
+        " JOIN unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS k(a, w, c)"
+        " ON e.account_id = k.a AND e.workflow_id = k.w AND e.contact_id = k.c"
+        " ORDER BY e.account_id, e.workflow_id, e.contact_id, e.enrolled_at DESC",
+        accounts,
+        workflows,
+        contacts,
+    )
+    return {
+        (r["account_id"], r["workflow_id"], r["contact_id"]): Last(r["event_id"], r["enrolled_at"])
+        for r in rows
+    }
+
+
+def _columns(rows: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    columns: list[list[Any]] = [[] for _ in range(width)]
+    for row in rows:
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    return columns
+
+
+async def write_batch(
+    conn: Conn,
+    contacts: dict[ContactKey, Contact],
+    enrollments: list[Enrollment],
+    logs: list[LogEntry],
+    shard_of: dict[uuid.UUID, int],
+) -> list[Enrollment]:
+    """Projection upserts, enrollments and logs in one transaction; returns the enrollments
+    actually inserted (a redelivered event inserts none)."""
+    async with conn.transaction():
+        if contacts:
+            await _upsert_contacts(conn, contacts)
+        inserted: set[uuid.UUID] = set()
+        if enrollments:
+            inserted = await _insert_enrollments(conn, enrollments, shard_of)
+        if logs:
+            await _insert_logs(conn, logs)
+    return [e for e in enrollments if e.id in inserted]
+
+
+async def _upsert_contacts(conn: Conn, contacts: dict[ContactKey, Contact]) -> None:
+    keys = list(contacts)
+    await conn.execute(
+        "INSERT INTO contacts (account_id, contact_id, state, tags, deleted, event_ts, updated_at)"
+        " SELECT a, c, s, ARRAY(SELECT jsonb_array_elements_text(CASE WHEN"
+        " jsonb_typeof(s->'tags') = 'array' THEN s->'tags' ELSE '[]' END)), d, t, now()"
+        " FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[], $4::bool[], $5::timestamptz[])"
+        " AS u(a, c, s, d, t)"
+        " ON CONFLICT (account_id, contact_id) DO UPDATE SET state = EXCLUDED.state,"
+        " tags = EXCLUDED.tags, deleted = contacts.deleted OR EXCLUDED.deleted,"
+        " event_ts = EXCLUDED.event_ts, updated_at = now()"
+        " WHERE contacts.event_ts IS NULL OR contacts.event_ts <= EXCLUDED.event_ts",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [contacts[k].state for k in keys],
+        [contacts[k].deleted for k in keys],
+        [contacts[k].event_ts for k in keys],
+    )
+
+
+async def _insert_enrollments(
+    conn: Conn, enrollments: list[Enrollment], shard_of: dict[uuid.UUID, int]
+) -> set[uuid.UUID]:
+    rows = await conn.fetch(
+        "INSERT INTO workflow_enrollments (id, account_id, workflow_id, trigger_id, contact_id,"
+        " event_id, status, run_at, enrolled_at, event_data, shard, single, ingested_at)"
+        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[],"
+        " $6::uuid[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::jsonb[],"
+        " $11::int[], $12::bool[], $13::timestamptz[])"
+        " ON CONFLICT DO NOTHING RETURNING id",
+        [e.id for e in enrollments],
+        [e.account_id for e in enrollments],
+        [e.workflow_id for e in enrollments],
+        [e.trigger_id for e in enrollments],
+        [e.contact_id for e in enrollments],
+        [e.event_id for e in enrollments],
+        [e.status for e in enrollments],
+        [e.run_at for e in enrollments],
+        [e.enrolled_at for e in enrollments],
+        [e.event_data for e in enrollments],
+        [shard_of[e.account_id] for e in enrollments],
+        [e.single for e in enrollments],
+        [e.ingested_at for e in enrollments],
+    )
+    return {r["id"] for r in rows}
+
+
+async def _insert_logs(conn: Conn, logs: list[LogEntry]) -> None:
+    await conn.execute(
+        "INSERT INTO trigger_execution_logs (account_id, workflow_id, trigger_id, contact_id,"
+        " event_id, event_type, matched, enrolled, failure_reason, details)"
+        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[],"
+        " $6::text[], $7::bool[], $8::bool[], $9::text[], $10::jsonb[])"
+        " ON CONFLICT DO NOTHING",
+        [g.account_id for g in logs],
+        [g.workflow_id for g in logs],
+        [g.trigger_id for g in logs],
+        [g.contact_id for g in logs],
+        [g.event_id for g in logs],
+        [g.event_type for g in logs],
+        [g.matched for g in logs],
+        [g.enrolled for g in logs],
+        [g.failure_reason for g in logs],
+        [g.details for g in logs],
+    )
+
+
+async def mark_published(conn: Executor, ids: list[uuid.UUID]) -> None:
+    await conn.execute(
+        "UPDATE workflow_enrollments SET published_at = now() WHERE id = ANY($1::uuid[])", ids
+    )
+
+
+async def unpublished(
+    conn: Executor, shards: list[int], limit: int
+) -> list[tuple[uuid.UUID, bytes]]:
+    """Committed enrollments not yet on the enrollments stream (the outbox), oldest first."""
+    rows = await conn.fetch(
+        "SELECT id, account_id, workflow_id, trigger_id, contact_id, event_id, status, run_at,"
+        " enrolled_at, event_data FROM workflow_enrollments"
+        " WHERE published_at IS NULL AND shard = ANY($1::int[]) ORDER BY enrolled_at LIMIT $2",
+        shards,
+        limit,
+    )
+    return [(r["id"], orjson.dumps(dict(r))) for r in rows]

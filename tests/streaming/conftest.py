@@ -1,0 +1,52 @@
+"""Ray (once per session), the partition actors, and the API wired to them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+import ray
+
+from actors.client import Partitions
+from actors.partition import NAMESPACE
+from api.app import create_app
+from hairtrigger.config import Settings
+from hairtrigger.meta import publish_shards
+from tests.conftest import Db, Tenant, serve, tenant_factory
+
+PARTITIONS = 2
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    ray.init(
+        num_cpus=2, include_dashboard=False, object_store_memory=300 * 1024 * 1024,
+        namespace=NAMESPACE, configure_logging=False,
+    )  # fmt: skip
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def partitions(ray_session: None, settings: Settings) -> Iterator[Partitions]:
+    assert settings.database_url is not None
+    assert settings.redis_url is not None
+    shards = publish_shards(settings.redis_url, settings.shards)
+    group = Partitions.start(
+        PARTITIONS, shards, settings.database_url, settings.redis_url,
+        block_ms=50, housekeeping_s=0.5, claim_idle_ms=5_000, max_deliveries=3,
+    )  # fmt: skip
+    yield group
+    group.stop()
+
+
+@pytest.fixture(scope="session")
+def live_api_url(settings: Settings, partitions: Partitions) -> Iterator[str]:
+    with serve(create_app(settings, sync=partitions)) as url:
+        yield url
+
+
+@pytest.fixture
+def live_tenant(db_sync: Db, live_api_url: str) -> Iterator[Callable[..., Tenant]]:
+    """Like `tenant`, against the API whose changes reach the partition actors."""
+    yield from tenant_factory(db_sync, live_api_url)
