@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from hairtrigger import names
+from hairtrigger.redis_clients import async_client
 from pipelines.enrollment import ContactKey, Enrollment, decide, evaluate
 from pipelines.envelope import Event, Rejected, decode_batch
 from pipelines.index import TriggerIndex, TriggerSpec
@@ -99,7 +100,7 @@ class PartitionWorker:
         delay = 0.2
         while not self._stopping.is_set():
             try:
-                self._redis = self._redis or Redis.from_url(self.config.redis_url)
+                self._redis = self._redis or async_client(self.config.redis_url)
                 self._pool = self._pool or await db.create_pool(self.config.database_url, 1, 4)
                 await self._ensure_groups()
                 await self._rebuild()
@@ -145,7 +146,7 @@ class PartitionWorker:
     # -- the loop --------------------------------------------------------------------------
 
     async def _loop(self) -> None:
-        recovering, next_housekeeping = True, 0.0
+        recovering, next_housekeeping, failures = True, 0.0, 0
         while not self._stopping.is_set():
             try:
                 if time.monotonic() >= next_housekeeping:
@@ -160,10 +161,15 @@ class PartitionWorker:
                     entries = await self._read(">", self.config.batch_size, self.config.block_ms)
                 if entries:
                     await self._process(entries)
+                failures = 0
             except Exception as exc:  # never ack on failure; re-read own pending entries after
                 self.counters.errors += 1
-                self._suspect = not _is_outage(exc)
-                log.warning("%s: batch failed (%s: %s)", self.consumer, type(exc).__name__, exc)
+                failures += 1
+                outage = _is_outage(exc)
+                self._suspect = not outage
+                log.warning("%s: batch failed (%s: %s)", self.consumer, type(exc).__name__, exc,
+                            exc_info=not outage)  # fmt: skip
+                await asyncio.sleep(min(0.05 * 2**failures, 2.0))
                 await self._wait_for_servers()
                 recovering = True
 
@@ -314,11 +320,11 @@ class PartitionWorker:
         await self._publish(await stream.unpublished(self._pool, self.shards, 1000))
         claimed = False
         for name in self.streams:
-            reply = await self._redis.xautoclaim(
+            ids = await self._redis.xautoclaim(
                 name, GROUP, self.consumer, self.config.claim_idle_ms, "0-0", count=100,
                 justid=True,
             )  # fmt: skip
-            claimed = claimed or bool(reply[1])
+            claimed = claimed or bool(ids)
         return claimed
 
     async def _wait_for_servers(self) -> None:
@@ -364,7 +370,13 @@ def _enrollment_bytes(enrollment: Enrollment) -> bytes:
     return orjson.dumps(enrollment.to_json())
 
 
+_OUTAGE_SQLSTATES = ("08", "57", "55000")  # connection, operator intervention, not accepting
+
+
 def _is_outage(exc: BaseException) -> bool:
+    """A server was unreachable (retry as is) rather than something wrong with the batch."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(exc.sqlstate or "").startswith(_OUTAGE_SQLSTATES)
     return isinstance(
         exc,
         RedisError | OSError | asyncpg.InterfaceError | asyncpg.PostgresConnectionError

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from redis.asyncio import Redis
 
 from api import problems
 from api.deps import ConfigSync
@@ -15,6 +14,7 @@ from api.routes import account, catalog, events, triggers, workflows
 from hairtrigger import __version__
 from hairtrigger.config import Settings
 from hairtrigger.meta import publish_shards_async
+from hairtrigger.redis_clients import async_client
 from store import db
 from store.migrate import migrate
 
@@ -41,7 +41,7 @@ def create_app(settings: Settings, sync: ConfigSync | None = None) -> FastAPI:
         finally:
             await conn.close()
         app.state.pool = await db.create_pool(database_url)
-        app.state.redis = Redis.from_url(redis_url)
+        app.state.redis = async_client(redis_url)
         app.state.shards = await publish_shards_async(app.state.redis, settings.shards)
         try:
             yield

@@ -11,10 +11,10 @@ from typing import Any
 
 import orjson
 import ray
-import redis
 
 from hairtrigger import names, runtime
 from hairtrigger.config import Settings
+from hairtrigger.redis_clients import sync_client
 from pipelines.demo import make_events
 from pipelines.examples import REALISTIC
 from pipelines.index import TriggerSpec
@@ -95,7 +95,7 @@ def run(settings: Settings, events: int, partitions: int) -> None:
         print(f"Streaming {events:,} synthetic events into {stream} ...")
         envelopes = make_events(account_id, events)
         started = time.monotonic()
-        with redis.Redis.from_url(settings.redis_url) as client:
+        with sync_client(settings.redis_url) as client:
             for i in range(0, len(envelopes), BATCH):
                 pipe = client.pipeline(transaction=False)
                 for env in envelopes[i : i + BATCH]:

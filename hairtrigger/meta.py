@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import redis
 from redis.asyncio import Redis as AsyncRedis
 
 from hairtrigger import names
+from hairtrigger.redis_clients import sync_client
 
 
 def publish_shards(redis_url: str, shards: int) -> int:
     """The published count: the one already there wins over `shards`."""
-    with redis.Redis.from_url(redis_url) as client:
+    with sync_client(redis_url) as client:
         client.hsetnx(names.META_KEY, names.META_SHARDS_FIELD, shards)
         published = client.hget(names.META_KEY, names.META_SHARDS_FIELD)
     return int(published) if published is not None else shards

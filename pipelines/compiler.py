@@ -5,6 +5,7 @@ time; the predicate only reads, normalizes and compares per event."""
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from collections.abc import Callable, Hashable, Mapping
@@ -65,6 +66,7 @@ def normalize_key(value: Any) -> Hashable | None:
     return _text_key(str(value))
 
 
+@functools.lru_cache(maxsize=1 << 16)  # event values repeat (ids, tags): a hit beats casefold
 def _text_key(text: str) -> Hashable | None:
     stripped = text.strip()
     if not stripped:
@@ -323,8 +325,13 @@ def _compile_leaf(condition: Condition, event: TriggerEvent) -> tuple[Getter, Te
     return _getter(resolve_field(condition.field, event), event), factory(condition.value)
 
 
-def _leaf_predicate(leaf: tuple[Getter, Test]) -> Predicate:
-    get, test = leaf
+@functools.lru_cache(maxsize=1 << 16)
+def _shared_leaf(
+    event: TriggerEvent, field: str, operator: str, value: Value, typed_value: str
+) -> Predicate:
+    """Equal conditions share one closure across triggers (`typed_value` keeps 1, 1.0 and True
+    apart); this saves most of the memory of a large index and keeps hot closures in cache."""
+    get, test = _compile_leaf(Condition(field, operator, value), event)
     return lambda view: test(get(view))
 
 
@@ -332,7 +339,7 @@ def _group_predicate(group: Group, event: TriggerEvent) -> Predicate:
     parts = tuple(
         _group_predicate(node, event)
         if isinstance(node, Group)
-        else _leaf_predicate(_compile_leaf(node, event))
+        else _shared_leaf(event, node.field, node.operator, node.value, repr(node.value))
         for node in group.conditions
     )
     if len(parts) == 1:

@@ -10,6 +10,7 @@ The full predicate still runs on every candidate, so the index only has to retur
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -17,7 +18,6 @@ from uuid import UUID
 
 from pipelines.catalog import TriggerEvent
 from pipelines.compiler import (
-    FieldRef,
     Predicate,
     change_refs,
     compile_filters,
@@ -74,18 +74,19 @@ class Slot:
     path: tuple[str, ...]
 
 
-def choose_slot(group: Group, event: TriggerEvent) -> tuple[Slot, frozenset[Hashable]] | None:
-    """The most selective field the filter requires a value of, with the value keys; or None."""
-    best: tuple[tuple[int, int, int], Slot, frozenset[Hashable]] | None = None
-    for position, condition in enumerate(_required_leaves(group)):
-        option = _key_option(condition, event)
-        if option is None:
-            continue
-        rank, slot, keys = option
-        score = (rank, len(keys), position)
-        if best is None or score < best[0]:
-            best = (score, slot, keys)
-    return None if best is None else (best[1], best[2])
+@dataclass(frozen=True, slots=True)
+class KeyOption:
+    """A field the filter requires one of `keys` in; rank 0 is an identifying event field."""
+
+    rank: int
+    slot: Slot
+    keys: frozenset[Hashable]
+
+
+def key_options(group: Group, event: TriggerEvent) -> list[KeyOption]:
+    """Every way of filing the trigger, in the filter's order."""
+    options = (_key_option(condition, event) for condition in _required_leaves(group))
+    return [option for option in options if option is not None]
 
 
 def _required_leaves(group: Group) -> Iterable[Condition]:
@@ -99,9 +100,7 @@ def _required_leaves(group: Group) -> Iterable[Condition]:
             yield node
 
 
-def _key_option(
-    condition: Condition, event: TriggerEvent
-) -> tuple[int, Slot, frozenset[Hashable]] | None:
+def _key_option(condition: Condition, event: TriggerEvent) -> KeyOption | None:
     operator, value = condition.operator, condition.value
     if operator in ("equals", "in", "contains"):
         ref = resolve_field(condition.field, event)
@@ -114,15 +113,15 @@ def _key_option(
     if not keys or ref.source not in ("event", "contact"):
         return None
     if operator == "contains":  # only a contact list (tags) makes `contains` a lookup
-        return None if ref.source == "event" else (3, Slot("contains", "contact", ref.path), keys)
-    source: Literal["event", "contact"] = "event" if ref.source == "event" else "contact"
-    return _rank(ref, event), Slot("eq", source, ref.path), keys
-
-
-def _rank(ref: FieldRef, event: TriggerEvent) -> int:
+        return (
+            None
+            if ref.source == "event"
+            else KeyOption(1, Slot("contains", "contact", ref.path), keys)
+        )
     if ref.source == "contact":
-        return 2
-    return 0 if len(ref.path) == 1 and ref.path[0] in event.identifying else 1
+        return KeyOption(1, Slot("eq", "contact", ref.path), keys)
+    identifying = len(ref.path) == 1 and ref.path[0] in event.identifying
+    return KeyOption(0 if identifying else 1, Slot("eq", "event", ref.path), keys)
 
 
 class _SlotTable:
@@ -134,38 +133,72 @@ class _SlotTable:
         self.by_key: dict[Hashable, dict[UUID, CompiledTrigger]] = {}
         self.members: dict[UUID, CompiledTrigger] = {}
 
-    def hits(self, mode: Mode, actual: Any) -> Iterable[CompiledTrigger]:
-        if isinstance(actual, list | tuple):
-            if len(actual) == 1:
-                return self._at(normalize_key(actual[0])).values()
-            found: dict[UUID, CompiledTrigger] = {}
-            for item in actual:
-                found.update(self._at(normalize_key(item)))
-            return found.values()
-        key = normalize_key(actual)
-        if mode == "contains" and key is not None:  # a text actual: substring matches anything
-            return self.members.values()
-        return self._at(key).values()
-
-    def _at(self, key: Hashable | None) -> dict[UUID, CompiledTrigger]:
-        return self.by_key.get(key, _NONE)
+    def crowd(self, keys: frozenset[Hashable]) -> int:
+        return sum(len(self.by_key.get(key, ())) for key in keys)
 
 
-_NONE: dict[UUID, CompiledTrigger] = {}
+# What candidates() needs of a slot, flat: on the event (else the contact), the first path step,
+# the rest of the path, contains mode, the keyed triggers, all of them.
+_Probe = tuple[
+    bool, str, tuple[str, ...], bool,
+    dict[Hashable, dict[UUID, "CompiledTrigger"]], dict[UUID, "CompiledTrigger"],
+]  # fmt: skip
+
+
+def _list_hits(
+    by_key: dict[Hashable, dict[UUID, CompiledTrigger]], items: list[Any] | tuple[Any, ...]
+) -> Iterable[CompiledTrigger]:
+    found = [entries for item in items if (entries := by_key.get(normalize_key(item)))]
+    if len(found) < 2:
+        return found[0].values() if found else ()
+    merged: dict[UUID, CompiledTrigger] = {}  # an `in` trigger may sit under several items
+    for entries in found:
+        merged.update(entries)
+    return merged.values()
 
 
 class _Bucket:
     """One account's live triggers of one event type."""
 
-    __slots__ = ("loggers", "slots", "unkeyed")
+    __slots__ = ("loggers", "probes", "slots", "unkeyed")
 
     def __init__(self) -> None:
         self.slots: dict[Slot, _SlotTable] = {}
+        self.probes: tuple[_Probe, ...] = ()
         self.unkeyed: dict[UUID, CompiledTrigger] = {}
         self.loggers: dict[UUID, CompiledTrigger] = {}
 
     def __bool__(self) -> bool:
         return bool(self.slots or self.unkeyed)
+
+    def table(self, slot: Slot) -> _SlotTable:
+        table = self.slots.get(slot)
+        if table is None:
+            table = self.slots[slot] = _SlotTable()
+            self._reprobe()
+        return table
+
+    def drop(self, slot: Slot) -> None:
+        del self.slots[slot]
+        self._reprobe()
+
+    def _reprobe(self) -> None:
+        self.probes = tuple(
+            (s.source == "event", s.path[0], s.path[1:], s.mode == "contains", t.by_key, t.members)
+            for s, t in self.slots.items()
+        )
+
+    def choose(self, options: list[KeyOption]) -> KeyOption | None:
+        """An identifying field first; else the option whose keys hold the fewest triggers now,
+        so a low-cardinality condition (status = customer) yields to a selective one."""
+
+        def score(item: tuple[int, KeyOption]) -> tuple[int, int, int, int]:
+            position, option = item
+            table = self.slots.get(option.slot)
+            crowd = 0 if table is None else table.crowd(option.keys)
+            return option.rank, crowd, len(option.keys), position
+
+        return min(enumerate(options), key=score)[1] if options else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,14 +224,14 @@ class AccountIndex:
         """File `trigger` (replacing any trigger with the same id)."""
         spec = trigger.spec
         self.remove(spec.trigger_id)
-        chosen = choose_slot(spec.filters, spec.event)
-        slot, keys = chosen if chosen is not None else (None, frozenset[Hashable]())
         event_type = spec.event.event_type
         bucket = self._buckets.setdefault(event_type, _Bucket())
+        chosen = bucket.choose(key_options(spec.filters, spec.event))
+        slot, keys = (None, frozenset[Hashable]()) if chosen is None else (chosen.slot, chosen.keys)
         if slot is None:
             bucket.unkeyed[spec.trigger_id] = trigger
         else:
-            table = bucket.slots.setdefault(slot, _SlotTable())
+            table = bucket.table(slot)
             table.members[spec.trigger_id] = trigger
             for key in keys:
                 table.by_key.setdefault(key, {})[spec.trigger_id] = trigger
@@ -224,7 +257,7 @@ class AccountIndex:
                 if not entries:
                     del table.by_key[key]
             if not table.members:
-                del bucket.slots[placement.slot]
+                bucket.drop(placement.slot)
         if not bucket:
             del self._buckets[event_type]
         return True
@@ -242,12 +275,22 @@ class AccountIndex:
         if bucket is None:
             return []
         found: list[CompiledTrigger] = []
-        for slot, table in bucket.slots.items():
-            root = data if slot.source == "event" else contact
+        for on_event, first, rest, contains, by_key, members in bucket.probes:
+            root = data if on_event else contact
             if root is None:
-                found.extend(table.members.values())
-            else:
-                found.extend(table.hits(slot.mode, walk(root, slot.path)))
+                found.extend(members.values())
+                continue
+            actual = walk(root.get(first), rest) if rest else root.get(first)
+            if isinstance(actual, list | tuple):  # any element may match (tags)
+                found.extend(_list_hits(by_key, actual))
+                continue
+            key = normalize_key(actual)
+            if key is None:  # empty: equals / in / contains cannot match
+                continue
+            if contains:  # a text actual: `contains` is a substring test, any trigger may match
+                found.extend(members.values())
+            elif entries := by_key.get(key):
+                found.extend(entries.values())
         found.extend(bucket.unkeyed.values())
         return found
 
@@ -266,7 +309,7 @@ class TriggerIndex:
     __slots__ = ("_accounts", "_owner", "_versions")
 
     def __init__(self) -> None:
-        self._accounts: dict[UUID, AccountIndex] = {}
+        self._accounts: dict[int, AccountIndex] = {}  # by UUID.int: hashing a UUID is slow
         self._owner: dict[UUID, UUID] = {}  # trigger_id -> account_id, live triggers only
         self._versions: dict[
             UUID, int
@@ -284,21 +327,29 @@ class TriggerIndex:
         removed = self._remove(spec.trigger_id)
         if compiled is None:
             return removed
-        self._accounts.setdefault(spec.account_id, AccountIndex()).add(compiled)
+        self._accounts.setdefault(spec.account_id.int, AccountIndex()).add(compiled)
         self._owner[spec.trigger_id] = spec.account_id
         return True
 
     def apply_many(self, specs: Iterable[TriggerSpec]) -> int:
-        return sum(self.apply(spec) for spec in specs)
+        """Apply a batch (a rebuild); the cyclic GC is paused meanwhile, since the index only
+        adds long-lived objects and collections would make a large rebuild several times slower."""
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return sum(self.apply(spec) for spec in specs)
+        finally:
+            if was_enabled:
+                gc.enable()
 
     def _remove(self, trigger_id: UUID) -> bool:
         account_id = self._owner.pop(trigger_id, None)
         if account_id is None:
             return False
-        account = self._accounts[account_id]
+        account = self._accounts[account_id.int]
         account.remove(trigger_id)
         if not len(account):
-            del self._accounts[account_id]
+            del self._accounts[account_id.int]
         return True
 
     def candidates(
@@ -308,22 +359,22 @@ class TriggerIndex:
         data: Mapping[str, Any],
         contact: Mapping[str, Any] | None = None,
     ) -> list[CompiledTrigger]:
-        account = self._accounts.get(account_id)
+        account = self._accounts.get(account_id.int)
         return [] if account is None else account.candidates(event_type, data, contact)
 
     def non_match_loggers(self, account_id: UUID, event_type: str) -> list[CompiledTrigger]:
-        account = self._accounts.get(account_id)
+        account = self._accounts.get(account_id.int)
         return [] if account is None else account.non_match_loggers(event_type)
 
     def trigger_count(self, account_id: UUID | None = None) -> int:
         if account_id is None:
             return len(self._owner)
-        account = self._accounts.get(account_id)
+        account = self._accounts.get(account_id.int)
         return 0 if account is None else len(account)
 
     def get(self, trigger_id: UUID) -> CompiledTrigger | None:
         account_id = self._owner.get(trigger_id)
-        return None if account_id is None else self._accounts[account_id].get(trigger_id)
+        return None if account_id is None else self._accounts[account_id.int].get(trigger_id)
 
     def account(self, account_id: UUID) -> AccountIndex | None:
-        return self._accounts.get(account_id)
+        return self._accounts.get(account_id.int)

@@ -159,4 +159,5 @@ async def unpublished(
         shards,
         limit,
     )
-    return [(r["id"], orjson.dumps(dict(r))) for r in rows]
+    # asyncpg's UUID type is not one orjson knows: `default=str` writes it like uuid.UUID.
+    return [(r["id"], orjson.dumps(dict(r), default=str)) for r in rows]

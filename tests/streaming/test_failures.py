@@ -1,0 +1,229 @@
+"""Failure handling end to end: poison input, actor crashes, server outages, stale config,
+the enrollments outbox (SPEC §3, §5; issue 3)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+import ray
+import redis
+
+from actors.client import Partitions
+from hairtrigger import embedded, names
+from pipelines.examples import all_of, cond
+from store import config_sync
+from tests.conftest import Db, Tenant
+from tests.streaming.helpers import (
+    Streams,
+    active_workflow,
+    enrollments,
+    event,
+    wait_until,
+)
+
+MakeTenant = Callable[..., Tenant]
+HOT = all_of(cond("tag", "equals", "hot"))
+MULTIPLE = {"enrollment_limit": "multiple"}
+
+
+@pytest.fixture
+def streams(redis_url: str, partitions: object) -> Iterator[Streams]:
+    s = Streams(redis_url)
+    yield s
+    s.close()
+
+
+def hot_events(account_id: uuid.UUID, n: int) -> list[dict[str, object]]:
+    return [event(account_id, "contact.tag_added", tag="hot") for _ in range(n)]
+
+
+def test_poison_entries_go_to_the_dlq_with_a_reason_and_the_shard_flows(
+    live_tenant: MakeTenant, streams: Streams, db_sync: Db
+) -> None:
+    t = live_tenant()
+    active_workflow(t.client, "contact", "tag_added", HOT, MULTIPLE)
+    good = hot_events(t.account_id, 2)
+    bad_ids = event(t.account_id, "contact.tag_added", tag="hot")
+    bad_ids["event_id"] = "not-a-uuid"
+    no_contact = event(t.account_id, "contact.tag_added", tag="hot")
+    del no_contact["data"]["contact_id"]  # type: ignore[attr-defined]
+    bad_contact = event(t.account_id, "contact.tag_added", tag="hot")
+    bad_contact["data"]["contact_id"] = "42"  # type: ignore[index]
+    poison = {
+        "invalid JSON": b"{not json",
+        "unknown event_type": orjson.dumps(event(t.account_id, "contact.sneezed")),
+        "invalid envelope": orjson.dumps(bad_ids),
+        "missing data.contact_id": orjson.dumps(no_contact),
+        "data.contact_id is not a UUID": orjson.dumps(bad_contact),
+        "NUL character": orjson.dumps(event(t.account_id, "contact.tag_added", tag="a\u0000")),
+    }
+    streams.send(good[:1])
+    poison_ids = {streams.send_raw(t.account_id, {names.EVENT_FIELD: raw}): why
+                  for why, raw in poison.items()}  # fmt: skip
+    poison_ids[streams.send_raw(t.account_id, {"wrong_field": b"x"})] = "missing field 'event'"
+    streams.send(good[1:])
+    streams.wait_drained()
+    assert len(enrollments(db_sync, t.account_id)) == 2
+    dead = {d["entry_id"].decode(): d for d in streams.dead_letters()}
+    for entry_id, why in poison_ids.items():
+        assert entry_id in dead, why
+        assert why.split()[0].lower() in dead[entry_id]["reason"].decode().lower(), (
+            why, dead[entry_id]["reason"])  # fmt: skip
+        assert dead[entry_id]["stream"].decode() == streams.stream_of(t.account_id)
+
+
+def test_killed_partition_actor_restarts_and_nothing_is_lost_or_doubled(
+    live_tenant: MakeTenant, streams: Streams, db_sync: Db, partitions: Partitions
+) -> None:
+    t = live_tenant()
+    active_workflow(t.client, "contact", "tag_added", HOT, MULTIPLE)
+    owner = partitions.owner(t.account_id)
+    pid = ray.get(owner.pid.remote())
+    first, second = hot_events(t.account_id, 2000), hot_events(t.account_id, 2000)
+    streams.send(first)
+    wait_until(lambda: enrollments(db_sync, t.account_id), "the first enrollments")
+    os.kill(pid, signal.SIGKILL)
+    streams.send(second)
+    wait_until(lambda: ray.get(owner.pid.remote()) != pid, "the actor to restart")
+    ray.get(owner.ready.remote())
+    streams.wait_drained()
+    rows = enrollments(db_sync, t.account_id)
+    expected = {e["event_id"] for e in first + second}
+    assert len(rows) == 4000
+    assert {str(r["event_id"]) for r in rows} == expected
+    wait_until(lambda: db_sync.value(
+        "SELECT count(*) FROM workflow_enrollments WHERE account_id = $1"
+        " AND published_at IS NULL", t.account_id) == 0, "the outbox to empty")  # fmt: skip
+    published = {p["id"] for p in streams.enrollments(t.account_id)}
+    assert published == {str(r["id"]) for r in rows}
+
+
+def _block_database(admin: Db, name: str, seconds: float) -> None:
+    admin.run(lambda c: c.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            admin.run(lambda c: c.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> pg_backend_pid()", name))  # fmt: skip
+            time.sleep(0.1)
+    finally:
+        admin.run(lambda c: c.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+
+
+def test_postgres_outage_is_retried_and_nothing_is_lost(
+    live_tenant: MakeTenant,
+    streams: Streams,
+    db_sync: Db,
+    services: embedded.Services,
+    database_url: str,
+) -> None:
+    t = live_tenant()
+    active_workflow(t.client, "contact", "tag_added", HOT, MULTIPLE)
+    sent = hot_events(t.account_id, 300)
+    name = database_url.rsplit("/", 1)[1].split("?")[0]
+    blocker = threading.Thread(target=_block_database, args=(Db(services.database_url), name, 3))
+    blocker.start()
+    time.sleep(0.3)
+    streams.send(sent)
+    blocker.join()
+    streams.wait_drained()
+    rows = enrollments(db_sync, t.account_id)
+    assert sorted(str(r["event_id"]) for r in rows) == sorted(e["event_id"] for e in sent)
+
+
+def test_redis_connections_dropping_are_retried_and_nothing_is_lost(
+    live_tenant: MakeTenant, streams: Streams, db_sync: Db, redis_url: str
+) -> None:
+    t = live_tenant()
+    active_workflow(t.client, "contact", "tag_added", HOT, MULTIPLE)
+    sent = hot_events(t.account_id, 300)
+    stop = threading.Event()
+
+    def kill_clients() -> None:
+        with redis.Redis.from_url(redis_url) as admin:
+            while not stop.is_set():
+                admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+                time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_clients)
+    killer.start()
+    try:
+        for i in range(0, len(sent), 50):
+            streams.send(sent[i : i + 50])
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        killer.join()
+    streams.wait_drained()
+    rows = enrollments(db_sync, t.account_id)
+    assert sorted(str(r["event_id"]) for r in rows) == sorted(e["event_id"] for e in sent)
+
+
+def test_read_your_writes_after_a_trigger_update(
+    live_tenant: MakeTenant, streams: Streams, db_sync: Db
+) -> None:
+    t = live_tenant()
+    workflow, trigger = active_workflow(t.client, "contact", "tag_added", HOT, MULTIPLE)
+    url = f"/workflows/{workflow['id']}/trigger/{trigger['id']}"
+    expected: list[str] = []
+    for i in range(10):
+        tag = f"tag-{i}"
+        body = {"trigger_type": "contact", "trigger_event": "tag_added",
+                "filters": all_of(cond("tag", "equals", tag)), "settings": MULTIPLE}  # fmt: skip
+        assert t.client.put(url, json=body).status_code == 200
+        fresh = event(t.account_id, "contact.tag_added", tag=tag)
+        stale = event(t.account_id, "contact.tag_added", tag=f"tag-{i - 1}")
+        streams.send([fresh, stale])
+        expected.append(fresh["event_id"])  # type: ignore[arg-type]
+        streams.wait_drained()  # events sent before the next update are not its concern
+    assert sorted(str(r["event_id"]) for r in enrollments(db_sync, t.account_id)) == sorted(
+        expected
+    )
+
+
+def test_a_stale_config_update_does_not_win(
+    live_tenant: MakeTenant, streams: Streams, db_sync: Db, partitions: Partitions
+) -> None:
+    t = live_tenant()
+    workflow, _ = active_workflow(t.client, "contact", "tag_added", HOT, MULTIPLE)
+    specs = db_sync.run(lambda c: config_sync.bump(c, uuid.UUID(workflow["id"])))
+    current = specs[0]
+    stale = type(current)(**{**{f: getattr(current, f) for f in current.__slots__},
+                             "live": False, "sync_version": current.sync_version - 1})  # fmt: skip
+    assert ray.get(partitions.owner(t.account_id).apply_config.remote([current])) == 1
+    assert ray.get(partitions.owner(t.account_id).apply_config.remote([stale])) == 0
+    streams.send(hot_events(t.account_id, 1))
+    streams.wait_drained()
+    assert len(enrollments(db_sync, t.account_id)) == 1
+
+
+def test_outbox_publishes_committed_enrollments_that_missed_the_stream(
+    live_tenant: MakeTenant, streams: Streams, db_sync: Db, partitions: Partitions
+) -> None:
+    """A crash between commit and XADD leaves published_at NULL; the owner publishes it."""
+    t = live_tenant()
+    workflow, trigger = active_workflow(t.client, "contact", "tag_added", HOT)
+    enrollment_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    shard = int(streams.stream_of(t.account_id).rsplit(":", 1)[1])
+    db_sync.run(lambda c: c.execute(
+        "INSERT INTO workflow_enrollments (id, account_id, workflow_id, trigger_id, contact_id,"
+        " event_id, status, run_at, enrolled_at, event_data, shard)"
+        " VALUES ($1, $2, $3, $4, $5, $6, 'triggered', $7, $7, '{}', $8)",
+        enrollment_id, t.account_id, uuid.UUID(workflow["id"]), uuid.UUID(trigger["id"]),
+        uuid.uuid4(), uuid.uuid4(), now, shard))  # fmt: skip
+    wait_until(lambda: streams.enrollments(t.account_id), "the outbox to publish")
+    published = streams.enrollments(t.account_id)
+    assert [p["id"] for p in published] == [str(enrollment_id)]
+    assert db_sync.value(
+        "SELECT published_at IS NOT NULL FROM workflow_enrollments WHERE id = $1", enrollment_id
+    )

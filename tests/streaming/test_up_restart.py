@@ -1,0 +1,154 @@
+"""`hairtrigger up` and `hairtrigger demo` as a user runs them, on their own database and Redis
+database: stop with events queued, start again, every event processed once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import orjson
+import pytest
+import redis
+
+from hairtrigger import embedded, names
+from pipelines.examples import all_of, cond
+from pipelines.sharding import shard_for
+from tests.conftest import Db, free_port, with_database
+from tests.streaming.helpers import event, wait_until
+
+SHARDS = 4
+
+
+def redis_db(url: str, number: int) -> str:
+    if url.startswith("unix://"):
+        return f"{url.split('?')[0]}?db={number}"
+    return urlunsplit(urlsplit(url)._replace(path=f"/{number}"))
+
+
+@pytest.fixture
+def own_services(services: embedded.Services) -> Iterator[dict[str, str]]:
+    name = f"ht_up_{uuid.uuid4().hex[:10]}"
+    admin = Db(services.database_url)
+    admin.run(lambda c: c.execute(f'CREATE DATABASE "{name}"'))
+    env = {
+        **os.environ,
+        "DATABASE_URL": with_database(services.database_url, name),
+        "REDIS_URL": redis_db(services.redis_url, 10),
+        "HAIRTRIGGER_SHARDS": str(SHARDS),
+        "PYTHONUNBUFFERED": "1",
+    }
+    with redis.Redis.from_url(env["REDIS_URL"]) as client:
+        client.flushdb()
+    yield env
+    admin.run(lambda c: c.execute(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+def cli(env: dict[str, str], *args: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "hairtrigger.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+class Up:
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hairtrigger.cli", "up", "--port", str(self.port)],
+            env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+
+    def wait_healthy(self) -> None:
+        def healthy() -> bool:
+            assert self.proc.poll() is None, self.proc.communicate()[0]
+            try:
+                return httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(healthy, "hairtrigger up to serve", timeout=120)
+
+    def stop(self) -> str:
+        self.proc.send_signal(signal.SIGTERM)
+        output, _ = self.proc.communicate(timeout=120)
+        assert self.proc.returncode == 0, output
+        return output
+
+
+def send(url: str, events: list[dict[str, Any]]) -> None:
+    with redis.Redis.from_url(url) as client:
+        pipe = client.pipeline(transaction=False)
+        for e in events:
+            stream = names.events_stream(shard_for(e["account_id"], SHARDS))
+            pipe.xadd(stream, {names.EVENT_FIELD: orjson.dumps(e)})
+        pipe.execute()
+
+
+@pytest.mark.slow
+def test_stop_with_events_queued_and_start_again(
+    own_services: dict[str, str], tmp_path: Path
+) -> None:
+    env = own_services
+    db = Db(env["DATABASE_URL"])
+    up = Up(env, tmp_path)
+    try:
+        up.wait_healthy()
+        account = uuid.UUID(cli(env, "accounts", "create", "Restart Co")["account_id"])
+        key = cli(env, "keys", "create", "--account", str(account))["api_key"]
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=f"{up.base}/api/v1", headers=headers, timeout=30) as client:
+            wf = client.post("/workflows", json={"name": "hot"}).json()
+            body = {"trigger_type": "contact", "trigger_event": "tag_added",
+                    "filters": all_of(cond("tag", "equals", "hot")),
+                    "settings": {"enrollment_limit": "multiple"}}  # fmt: skip
+            assert client.post(f"/workflows/{wf['id']}/trigger", json=body).status_code == 201
+            assert client.patch(f"/workflows/{wf['id']}", json={"status": "active"}).is_success
+        first = [event(account, "contact.tag_added", tag="hot") for _ in range(500)]
+        send(env["REDIS_URL"], first)
+        count = "SELECT count(*) FROM workflow_enrollments WHERE account_id = $1"
+        wait_until(lambda: db.value(count, account) == 500, "the first 500 enrollments")
+    finally:
+        output = up.stop()
+    assert "Ray dashboard" in output
+    queued = [event(account, "contact.tag_added", tag="hot") for _ in range(1000)]
+    send(env["REDIS_URL"], queued)
+    time.sleep(0.5)
+    assert db.value(count, account) == 500
+    again = Up(env, tmp_path)
+    try:
+        again.wait_healthy()
+        wait_until(lambda: db.value(count, account) >= 1500, "the queued events")
+        time.sleep(1)
+        rows = db.fetch("SELECT event_id FROM workflow_enrollments WHERE account_id = $1", account)
+    finally:
+        again.stop()
+    assert sorted(str(r["event_id"]) for r in rows) == sorted(e["event_id"] for e in first + queued)
+
+
+@pytest.mark.slow
+def test_demo_streams_events_and_prints_a_summary(own_services: dict[str, str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "hairtrigger.cli", "demo", "--events", "3000"],
+        env=own_services, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3,000 events in" in done.stdout
+    assert "Enrollments per workflow" in done.stdout
+    assert "p95" in done.stdout
+    assert "3,000/3,000 events" in done.stderr
+    db = Db(own_services["DATABASE_URL"])
+    enrolled = db.value("SELECT count(*) FROM workflow_enrollments")
+    assert enrolled > 0
+    assert f"{enrolled:,} enrollments" in done.stdout
