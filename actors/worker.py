@@ -5,6 +5,7 @@ Plain asyncio, no Ray: `actors.partition` wraps it in a restartable Ray actor.""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 import uuid
@@ -39,7 +40,7 @@ class WorkerConfig:
     shards: int
     database_url: str
     redis_url: str
-    batch_size: int = 500
+    batch_size: int = 500  # per shard: XREADGROUP's COUNT applies to each stream
     block_ms: int = 200
     loop_limit: int = 10
     max_deliveries: int = 10
@@ -123,9 +124,8 @@ class PartitionWorker:
     async def _rebuild(self) -> None:
         assert self._pool is not None
         specs = await config_sync.all_specs(self._pool)
-        mine = [s for s in specs if self._owns(s.account_id)]
-        for spec in mine:
-            self.index.apply(spec)
+        self.index.apply_many(s for s in specs if self._owns(s.account_id))
+        gc.freeze()  # the index is long-lived: keep it out of every later collection
         log.info("%s: index rebuilt, %d live triggers", self.consumer, self.index.trigger_count())
 
     def _owns(self, account_id: uuid.UUID) -> bool:

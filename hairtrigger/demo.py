@@ -86,7 +86,7 @@ def _bar(done: int, total: int, started: float) -> None:
 def run(settings: Settings, events: int, partitions: int) -> None:
     assert settings.database_url is not None
     assert settings.redis_url is not None
-    with runtime.engine(settings, partitions) as eng:
+    with runtime.engine(settings, partitions, dashboard=False) as eng:
         account_id, workflow_names, specs = asyncio.run(seed(settings.database_url))
         ray.get(eng.partitions.owner(account_id).apply_config.remote(specs))
         before = _processed(eng)

@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import ray
 
@@ -26,23 +27,34 @@ class Engine:
 
 
 @contextlib.contextmanager
-def engine(settings: Settings, partitions: int, address: str | None = None) -> Iterator[Engine]:
-    """Start or join Ray, start the partition actors; on exit drain them and leave Ray."""
+def engine(
+    settings: Settings,
+    partitions: int,
+    address: str | None = None,
+    *,
+    dashboard: bool = True,
+    **worker_options: Any,
+) -> Iterator[Engine]:
+    """Start or join Ray, start the partition actors; on exit drain them and leave Ray.
+
+    `worker_options` go to every partition's WorkerConfig (batch_size, block_ms, ...)."""
     assert settings.database_url is not None
     assert settings.redis_url is not None
     shards = publish_shards(settings.redis_url, settings.shards)
     if address is None:
         context = ray.init(
             namespace=NAMESPACE, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-            include_dashboard=True, configure_logging=False,
+            include_dashboard=dashboard, configure_logging=False,
         )  # fmt: skip
     else:
         context = ray.init(address=address, namespace=NAMESPACE, configure_logging=False)
     try:
-        group = Partitions.start(partitions, shards, settings.database_url, settings.redis_url)
-        dashboard = context.dashboard_url
+        group = Partitions.start(
+            partitions, shards, settings.database_url, settings.redis_url, **worker_options
+        )
+        url = context.dashboard_url
         try:
-            yield Engine(group, shards, f"http://{dashboard}" if dashboard else None)
+            yield Engine(group, shards, f"http://{url}" if url else None)
         finally:
             log.info("draining partition actors")
             group.stop()

@@ -11,7 +11,6 @@ import operator
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from operator import attrgetter
 from typing import Any, Literal
 
 from pipelines.catalog import SUBMITTED_DATA, TriggerEvent
@@ -22,7 +21,7 @@ Source = Literal["event", "contact", "previous", "submitted"]
 Value = Scalar | tuple[Scalar, ...] | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made per event, and frozen init costs 3x
 class EventView:
     """What a predicate sees of one event; the caller resolves `contact` and `previous`."""
 
@@ -45,20 +44,19 @@ Test = Callable[[Any], bool]
 
 _TRUE: Hashable = ("b", True)
 _FALSE: Hashable = ("b", False)
+_BOOLS: dict[str, Hashable] = {"true": _TRUE, "false": _FALSE}
 
 
 def normalize_key(value: Any) -> Hashable | None:
     """A hashable key under which values that `equals` treats as equal coincide; None if empty."""
     if isinstance(value, str):
         return _text_key(value)
-    if value is None:
+    if value is None or (isinstance(value, list | tuple | Mapping) and not value):
         return None
     if isinstance(value, bool):
         return _TRUE if value else _FALSE
     if isinstance(value, int | float):
         return ("n", value)
-    if isinstance(value, list | tuple | Mapping) and not value:
-        return None
     if isinstance(value, list | tuple):
         return ("l", tuple(map(normalize_key, value)))
     if isinstance(value, Mapping):
@@ -66,7 +64,6 @@ def normalize_key(value: Any) -> Hashable | None:
     return _text_key(str(value))
 
 
-@functools.lru_cache(maxsize=1 << 16)  # event values repeat (ids, tags): a hit beats casefold
 def _text_key(text: str) -> Hashable | None:
     stripped = text.strip()
     if not stripped:
@@ -75,11 +72,7 @@ def _text_key(text: str) -> Hashable | None:
     if (first.isdigit() or first in "+-.") and is_numeric_text(stripped):
         return ("n", _number(stripped))
     folded = stripped.casefold()
-    if folded == "true":
-        return _TRUE
-    if folded == "false":
-        return _FALSE
-    return ("s", folded)
+    return _BOOLS.get(folded) or ("s", folded)
 
 
 def _number(text: str) -> int | float:
@@ -92,9 +85,7 @@ def _as_number(value: Any) -> int | float | None:
     if isinstance(value, str):
         stripped = value.strip()
         return _number(stripped) if stripped and is_numeric_text(stripped) else None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return value
-    return None
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _as_when(value: Any) -> tuple[datetime, bool] | None:
@@ -172,12 +163,6 @@ def walk(value: Any, path: tuple[str, ...]) -> Any:
     return value
 
 
-_ROOTS: dict[str, Callable[[EventView], Mapping[str, Any]]] = {
-    "event": attrgetter("data"), "contact": attrgetter("contact"),
-    "previous": attrgetter("previous"),
-}  # fmt: skip
-
-
 def _getter(ref: FieldRef, event: TriggerEvent) -> Getter:
     first, rest = ref.path[0], ref.path[1:]
     if ref.source == "submitted":
@@ -190,10 +175,8 @@ def _getter(ref: FieldRef, event: TriggerEvent) -> Getter:
             return walk(view.contact.get(first), rest)
 
         return submitted
-    root = _ROOTS[ref.source]
-    if not rest:
-        return lambda view: root(view).get(first)
-    return lambda view: walk(root(view).get(first), rest)
+    attribute = "data" if ref.source == "event" else ref.source  # EventView.contact / .previous
+    return lambda view: walk(getattr(view, attribute).get(first), rest)
 
 
 def _never(actual: Any) -> bool:
@@ -208,6 +191,8 @@ def _in(value: Value) -> Test:
         return _never
 
     def is_in(actual: Any) -> bool:
+        if type(actual) is str:
+            return _text_key(actual) in wanted
         if isinstance(actual, list | tuple):
             return any(normalize_key(item) in wanted for item in actual)
         return normalize_key(actual) in wanted
@@ -332,7 +317,15 @@ def _shared_leaf(
     """Equal conditions share one closure across triggers (`typed_value` keeps 1, 1.0 and True
     apart); this saves most of the memory of a large index and keeps hot closures in cache."""
     get, test = _compile_leaf(Condition(field, operator, value), event)
-    return lambda view: test(get(view))
+    ref = None if operator in CHANGE_OPS else resolve_field(field, event)
+    if ref is None or len(ref.path) > 1 or ref.source == "submitted":
+        return lambda view: test(get(view))
+    name = ref.path[0]  # the common case, without the getter's calls: same read as _getter's
+    if ref.source == "event":
+        return lambda view: test(view.data.get(name))
+    if ref.source == "contact":
+        return lambda view: test(view.contact.get(name))
+    return lambda view: test(view.previous.get(name))
 
 
 def _group_predicate(group: Group, event: TriggerEvent) -> Predicate:

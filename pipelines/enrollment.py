@@ -135,7 +135,7 @@ def evaluate(
             contact=current if isinstance(current, dict) else contact.state,
             previous=previous if isinstance(previous, dict) else {},
         )
-        candidates = index.candidates(env.account_id, env.event_type, env.data)
+        candidates = index.candidates(env.account_id, env.event_type, env.data, view.contact)
         for compiled in candidates:
             spec = compiled.spec
             try:

@@ -31,7 +31,7 @@ class Envelope(msgspec.Struct, frozen=True):
         return self.metadata.depth if self.metadata is not None else 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made per event, and frozen init costs 3x
 class Event:
     """A decoded, validated event and where it came from."""
 
@@ -52,6 +52,7 @@ class Rejected:
 
 
 _decoder = msgspec.json.Decoder(Envelope)
+_to_uuid = msgspec.convert
 KNOWN_EVENT_TYPES = frozenset(BY_EVENT_TYPE) | {CONTACT_DELETED}
 
 
@@ -69,10 +70,10 @@ def decode(stream: str, entry_id: str, raw: bytes | None) -> Event | Rejected:
     if envelope.depth < 0:
         return Rejected(stream, entry_id, raw, "metadata.depth must not be negative")
     try:
-        contact_id = uuid.UUID(str(envelope.data["contact_id"]))
+        contact_id = _to_uuid(envelope.data["contact_id"], uuid.UUID)  # C-speed parse
     except KeyError:
         return Rejected(stream, entry_id, raw, "missing data.contact_id")
-    except ValueError:
+    except msgspec.ValidationError:
         return Rejected(stream, entry_id, raw, "data.contact_id is not a UUID")
     for key in ("previous_state", "current_state"):
         if envelope.data.get(key) is not None and not isinstance(envelope.data[key], dict):

@@ -4,8 +4,10 @@ matching does not grow with the triggers that cannot match.
 
 A trigger whose filter (AND all the way down from the root) requires `equals` / `in` /
 `changed_to` on an event field or a contact field, or `contains` on a contact field, is filed
-under that field's normalized value(s); every other trigger is "unkeyed" and always a candidate.
-The full predicate still runs on every candidate, so the index only has to return a superset.
+under one such field's normalized value(s): an identifying event field if there is one, else the
+field whose values currently hold the fewest triggers. Every other trigger is "unkeyed" and
+always a candidate. The caller runs the full predicate on every candidate, so the index only has
+to return a superset of the matches, and does.
 """
 
 from __future__ import annotations
@@ -112,12 +114,10 @@ def _key_option(condition: Condition, event: TriggerEvent) -> KeyOption | None:
     keys = frozenset(key for key in map(normalize_key, values) if key is not None)
     if not keys or ref.source not in ("event", "contact"):
         return None
-    if operator == "contains":  # only a contact list (tags) makes `contains` a lookup
-        return (
-            None
-            if ref.source == "event"
-            else KeyOption(1, Slot("contains", "contact", ref.path), keys)
-        )
+    if operator == "contains":  # pays off only on a contact list (tags); event fields are text
+        if ref.source == "event":
+            return None
+        return KeyOption(1, Slot("contains", "contact", ref.path), keys)
     if ref.source == "contact":
         return KeyOption(1, Slot("eq", "contact", ref.path), keys)
     identifying = len(ref.path) == 1 and ref.path[0] in event.identifying

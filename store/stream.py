@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -67,12 +69,12 @@ async def write_batch(
     async with conn.transaction():
         if contacts:
             await _upsert_contacts(conn, contacts)
-        inserted: set[uuid.UUID] = set()
+        inserted: dict[uuid.UUID, datetime] = {}
         if enrollments:
             inserted = await _insert_enrollments(conn, enrollments, shard_of)
         if logs:
             await _insert_logs(conn, logs)
-    return [e for e in enrollments if e.id in inserted]
+    return [replace(e, enrolled_at=inserted[e.id]) for e in enrollments if e.id in inserted]
 
 
 async def _upsert_contacts(conn: Conn, contacts: dict[ContactKey, Contact]) -> None:
@@ -97,14 +99,21 @@ async def _upsert_contacts(conn: Conn, contacts: dict[ContactKey, Contact]) -> N
 
 async def _insert_enrollments(
     conn: Conn, enrollments: list[Enrollment], shard_of: dict[uuid.UUID, int]
-) -> set[uuid.UUID]:
+) -> dict[uuid.UUID, datetime]:
+    """Insert what is new (and its outbox row); {id: enrolled_at} of the rows inserted."""
     rows = await conn.fetch(
-        "INSERT INTO workflow_enrollments (id, account_id, workflow_id, trigger_id, contact_id,"
-        " event_id, status, run_at, enrolled_at, event_data, shard, single, ingested_at)"
-        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[],"
-        " $6::uuid[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::jsonb[],"
-        " $11::int[], $12::bool[], $13::timestamptz[])"
-        " ON CONFLICT DO NOTHING RETURNING id",
+        "WITH added AS (INSERT INTO workflow_enrollments (id, account_id, workflow_id,"
+        " trigger_id, contact_id, event_id, status, run_at, event_data, single, ingested_at,"
+        " enrolled_at)"
+        " SELECT u.id, u.a, u.w, u.t, u.c, u.e, u.s, u.r, u.d, u.single, u.i, clock_timestamp()"
+        " FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[],"
+        " $6::uuid[], $7::text[], $8::timestamptz[], $9::jsonb[], $10::bool[],"
+        " $11::timestamptz[], $12::int[]) AS u(id, a, w, t, c, e, s, r, d, single, i, shard)"
+        " ON CONFLICT DO NOTHING RETURNING id, account_id, enrolled_at),"
+        " outbox AS (INSERT INTO enrollment_outbox (enrollment_id, shard)"
+        " SELECT added.id, u.shard FROM added JOIN unnest($1::uuid[], $12::int[]) AS u(id, shard)"
+        " ON u.id = added.id)"
+        " SELECT id, enrolled_at FROM added",
         [e.id for e in enrollments],
         [e.account_id for e in enrollments],
         [e.workflow_id for e in enrollments],
@@ -113,13 +122,12 @@ async def _insert_enrollments(
         [e.event_id for e in enrollments],
         [e.status for e in enrollments],
         [e.run_at for e in enrollments],
-        [e.enrolled_at for e in enrollments],
         [e.event_data for e in enrollments],
-        [shard_of[e.account_id] for e in enrollments],
         [e.single for e in enrollments],
         [e.ingested_at for e in enrollments],
+        [shard_of[e.account_id] for e in enrollments],
     )
-    return {r["id"] for r in rows}
+    return {r["id"]: r["enrolled_at"] for r in rows}
 
 
 async def _insert_logs(conn: Conn, logs: list[LogEntry]) -> None:
@@ -143,9 +151,7 @@ async def _insert_logs(conn: Conn, logs: list[LogEntry]) -> None:
 
 
 async def mark_published(conn: Executor, ids: list[uuid.UUID]) -> None:
-    await conn.execute(
-        "UPDATE workflow_enrollments SET published_at = now() WHERE id = ANY($1::uuid[])", ids
-    )
+    await conn.execute("DELETE FROM enrollment_outbox WHERE enrollment_id = ANY($1::uuid[])", ids)
 
 
 async def unpublished(
@@ -153,9 +159,10 @@ async def unpublished(
 ) -> list[tuple[uuid.UUID, bytes]]:
     """Committed enrollments not yet on the enrollments stream (the outbox), oldest first."""
     rows = await conn.fetch(
-        "SELECT id, account_id, workflow_id, trigger_id, contact_id, event_id, status, run_at,"
-        " enrolled_at, event_data FROM workflow_enrollments"
-        " WHERE published_at IS NULL AND shard = ANY($1::int[]) ORDER BY enrolled_at LIMIT $2",
+        "SELECT e.id, e.account_id, e.workflow_id, e.trigger_id, e.contact_id, e.event_id,"
+        " e.status, e.run_at, e.enrolled_at, e.event_data FROM enrollment_outbox o"
+        " JOIN workflow_enrollments e ON e.id = o.enrollment_id"
+        " WHERE o.shard = ANY($1::int[]) ORDER BY o.created_at LIMIT $2",
         shards,
         limit,
     )

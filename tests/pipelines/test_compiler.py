@@ -346,6 +346,19 @@ def test_groups_short_circuit(logic: str, first: str, expected: bool) -> None:
     assert compile_filters(group, event)(view) is expected
 
 
+@pytest.mark.parametrize(("first", "second"), [(1, True), (0, False), ("1", True), (1, "1")])
+def test_shared_compiled_conditions_keep_values_of_different_types_apart(
+    first: Any, second: Any
+) -> None:
+    """Equal conditions share one compiled closure; 1 == True in Python must not merge them."""
+    event = BY_NAME["deal_won"]
+    view = EventView({}, {"f": first}, {})
+    for value in (first, second):
+        group = Group("AND", (Condition("contact.f", "equals", value),))
+        expected = normalize_key(value) == normalize_key(first)
+        assert compile_filters(group, event)(view) is expected
+
+
 def test_unknown_operator_fails_at_compile_time() -> None:
     with pytest.raises(ValueError, match="unknown filter operator"):
         compile_filters(Group("AND", (Condition("x", "matches", "y"),)), BY_NAME["deal_won"])

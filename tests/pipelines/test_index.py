@@ -167,6 +167,21 @@ def test_contact_conditions_are_keyed_when_the_contact_is_given(
     assert found == ([vip.trigger_id] if expected else [])
 
 
+def test_a_selective_condition_is_preferred_to_a_crowded_one() -> None:
+    """Without an identifying field, a trigger goes under the value holding fewest triggers, so
+    `status = customer` shared by all does not make every trigger a candidate."""
+    triggers = [
+        spec("birthday", all_of(cond("contact.status", "equals", "customer"),
+                                cond("contact.tags", "contains", f"seg-{i}")))
+        for i in range(50)
+    ]  # fmt: skip
+    index = index_of(*triggers)
+    contact = {"status": "Customer", "tags": ["seg-7"]}
+    found = ids(index.candidates(ACCOUNT, "time.birthday", {}, contact))
+    assert triggers[7].trigger_id in found
+    assert len(found) <= 2  # the first one filed while both were empty may sit under status
+
+
 def test_changed_to_is_keyed_on_the_current_value() -> None:
     became = spec("contact_updated", REALISTIC["contact_updated"][1])
     index = index_of(became)
@@ -240,6 +255,25 @@ def test_a_failing_compile_changes_nothing() -> None:
         index.apply(broken)
     assert index.get(trigger_id) is not None
     assert index.apply(spec("form_submitted", form("b"), trigger_id=trigger_id, version=2))
+
+
+def test_apply_many_counts_changes_and_restores_the_garbage_collector() -> None:
+    import gc
+
+    trigger_id = uuid4()
+    specs = [
+        spec("form_submitted", form("a"), trigger_id=trigger_id, version=2),
+        spec("form_submitted", form("b"), trigger_id=trigger_id, version=1),  # stale
+        spec("tag_added", None),
+    ]
+    index = TriggerIndex()
+    assert gc.isenabled()
+    assert index.apply_many(specs) == 2
+    assert gc.isenabled()
+    assert index.trigger_count() == 2
+    compiled = index.get(trigger_id)
+    assert compiled is not None
+    assert compiled.spec == specs[0]
 
 
 def test_accounts_are_isolated() -> None:

@@ -3,6 +3,7 @@ the enrollments outbox (SPEC §3, §5; issue 3)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -100,8 +101,9 @@ def test_killed_partition_actor_restarts_and_nothing_is_lost_or_doubled(
     assert len(rows) == 4000
     assert {str(r["event_id"]) for r in rows} == expected
     wait_until(lambda: db_sync.value(
-        "SELECT count(*) FROM workflow_enrollments WHERE account_id = $1"
-        " AND published_at IS NULL", t.account_id) == 0, "the outbox to empty")  # fmt: skip
+        "SELECT count(*) FROM enrollment_outbox o JOIN workflow_enrollments e"
+        " ON e.id = o.enrollment_id WHERE e.account_id = $1", t.account_id) == 0,
+        "the outbox to empty")  # fmt: skip
     published = {p["id"] for p in streams.enrollments(t.account_id)}
     assert published == {str(r["id"]) for r in rows}
 
@@ -209,21 +211,46 @@ def test_a_stale_config_update_does_not_win(
 def test_outbox_publishes_committed_enrollments_that_missed_the_stream(
     live_tenant: MakeTenant, streams: Streams, db_sync: Db, partitions: Partitions
 ) -> None:
-    """A crash between commit and XADD leaves published_at NULL; the owner publishes it."""
+    """A crash between commit and XADD leaves the outbox row; the owner publishes it."""
     t = live_tenant()
     workflow, trigger = active_workflow(t.client, "contact", "tag_added", HOT)
     enrollment_id = uuid.uuid4()
     now = datetime.now(UTC)
     shard = int(streams.stream_of(t.account_id).rsplit(":", 1)[1])
     db_sync.run(lambda c: c.execute(
-        "INSERT INTO workflow_enrollments (id, account_id, workflow_id, trigger_id, contact_id,"
-        " event_id, status, run_at, enrolled_at, event_data, shard)"
-        " VALUES ($1, $2, $3, $4, $5, $6, 'triggered', $7, $7, '{}', $8)",
+        "WITH e AS (INSERT INTO workflow_enrollments (id, account_id, workflow_id, trigger_id,"
+        " contact_id, event_id, status, run_at, enrolled_at, event_data)"
+        " VALUES ($1, $2, $3, $4, $5, $6, 'triggered', $7, $7, '{}') RETURNING id)"
+        " INSERT INTO enrollment_outbox (enrollment_id, shard) SELECT id, $8 FROM e",
         enrollment_id, t.account_id, uuid.UUID(workflow["id"]), uuid.UUID(trigger["id"]),
         uuid.uuid4(), uuid.uuid4(), now, shard))  # fmt: skip
     wait_until(lambda: streams.enrollments(t.account_id), "the outbox to publish")
     published = streams.enrollments(t.account_id)
     assert [p["id"] for p in published] == [str(enrollment_id)]
-    assert db_sync.value(
-        "SELECT published_at IS NOT NULL FROM workflow_enrollments WHERE id = $1", enrollment_id
+    wait_until(lambda: db_sync.value(
+        "SELECT count(*) FROM enrollment_outbox WHERE enrollment_id = $1", enrollment_id) == 0,
+        "the outbox row to go")  # fmt: skip
+
+
+def test_an_entry_that_keeps_failing_is_dead_lettered_after_max_deliveries(
+    live_tenant: MakeTenant, streams: Streams, db_sync: Db
+) -> None:
+    """It decodes, but its data cannot be stored (an integer beyond 64 bits): the batch fails,
+    is retried one entry at a time, and only the culprit ends in the DLQ."""
+    t = live_tenant()
+    active_workflow(t.client, "contact", "tag_added", HOT, MULTIPLE)
+    good = hot_events(t.account_id, 3)
+    poison = event(t.account_id, "contact.tag_added", tag="hot", score=2**64)
+    streams.send(good[:1])
+    poison_entry = streams.send_raw(t.account_id, {names.EVENT_FIELD: _json_with_big_int(poison)})
+    streams.send(good[1:])
+    streams.wait_drained()
+    assert sorted(str(r["event_id"]) for r in enrollments(db_sync, t.account_id)) == sorted(
+        e["event_id"] for e in good
     )
+    dead = {d["entry_id"].decode(): d["reason"].decode() for d in streams.dead_letters()}
+    assert "delivered more than 3 times" in dead[poison_entry]
+
+
+def _json_with_big_int(body: dict[str, object]) -> bytes:
+    return json.dumps(body).encode()

@@ -1,0 +1,255 @@
+"""End-to-end benchmark: the real system (Ray partition actors, Redis, Postgres) on this machine.
+
+    python -m loadtest.bench_e2e [--preload 200000] [--rate 5000] [--seconds 60]
+                                 [--partitions 2] [--accounts 20] [--quick]
+
+1. Preload: events are written into the shards before the actors start, then timed from engine
+   ready until every shard is drained (all acknowledged, so their enrollments are committed).
+2. Open loop: events sent at a fixed rate while the engine runs; latency from XADD (the stream
+   entry id) to the enrollment, read back from Postgres.
+
+Runs in a fresh database (created on the DATABASE_URL server, dropped at the end) and Redis
+logical db 11 (flushed) so old data never counts; embedded servers when the variables are unset.
+Prints figures and PASS/FAIL against the targets of issue 3; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import platform
+import secrets
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+import redis
+
+from actors.worker import GROUP, WorkerConfig
+from hairtrigger import demo, embedded, names, runtime
+from hairtrigger.config import Settings
+from hairtrigger.meta import publish_shards
+from hairtrigger.redis_clients import sync_client
+from pipelines.demo import make_events
+from pipelines.sharding import shard_for
+from store import db
+from store.migrate import migrate
+
+REDIS_DB = 11
+CHUNK = 2000
+TICK = 0.01
+DRAIN_TIMEOUT = 900.0
+Item = tuple[str, bytes]  # (stream, encoded envelope)
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def with_redis_db(url: str, number: int) -> str:
+    if url.startswith("unix:"):  # the embedded server: unix:///path/redis.socket
+        return f"{url}{'&' if '?' in url else '?'}db={number}"
+    return urlunsplit(urlsplit(url)._replace(path=f"/{number}"))
+
+
+async def prepare(url: str, accounts: int) -> list[uuid.UUID]:
+    conn = await db.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return [(await demo.seed(url))[0] for _ in range(accounts)]
+
+
+def make_items(accounts: list[uuid.UUID], shards: int, counts: list[int]) -> list[list[Item]]:
+    """Realistic events spread evenly over the accounts, interleaved; one list per count."""
+    total, k = sum(counts), len(accounts)
+    streams: list[list[Item]] = []
+    for i, account_id in enumerate(accounts):
+        n = total // k + (i < total % k)
+        stream = names.events_stream(shard_for(account_id, shards))
+        streams.append([(stream, orjson.dumps(e)) for e in make_events(account_id, n, seed=i)])
+    mixed = [x for group in itertools.zip_longest(*streams) for x in group if x is not None]
+    bounds = list(itertools.accumulate(counts, initial=0))
+    return [mixed[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def xadd(client: redis.Redis, items: list[Item]) -> None:
+    pipe = client.pipeline(transaction=False)
+    for stream, payload in items:
+        pipe.xadd(stream, {names.EVENT_FIELD: payload})
+    pipe.execute()
+
+
+def drained(client: redis.Redis, streams: list[str]) -> bool:
+    for stream in streams:
+        last = client.xinfo_stream(stream)["last-generated-id"]
+        group = next(g for g in client.xinfo_groups(stream) if g["name"] == GROUP.encode())
+        if group["pending"] or group["last-delivered-id"] != last:
+            return False
+    return True
+
+
+def wait_drained(client: redis.Redis, eng: runtime.Engine, total: int, base: int) -> float:
+    """Seconds until every shard is drained (DRAIN_TIMEOUT if never), progress on stderr."""
+    streams = [names.events_stream(s) for s in range(eng.shards)]
+    start = time.monotonic()
+    shown = 0.0
+    while not drained(client, streams) and time.monotonic() - start < DRAIN_TIMEOUT:
+        if time.monotonic() - shown > 2:
+            done, shown = processed(eng) - base, time.monotonic()
+            sys.stderr.write(f"\r  {done:,}/{total:,} events processed ")
+            sys.stderr.flush()
+        time.sleep(0.05)
+    sys.stderr.write("\n")
+    return time.monotonic() - start
+
+
+def processed(eng: runtime.Engine) -> int:
+    return sum(s["events"] + s["dead_lettered"] for s in eng.partitions.stats())
+
+
+def send_paced(client: redis.Redis, items: list[Item], rate: int) -> float:
+    """XADD `items` at `rate` per second in TICK-sized pipelines; returns the seconds taken."""
+    start = next_tick = time.perf_counter()
+    sent = 0
+    while sent < len(items):
+        due = min(len(items), int((time.perf_counter() - start) * rate) + 1)
+        if due > sent:
+            xadd(client, items[sent:due])
+            sent = due
+        next_tick += TICK
+        time.sleep(max(0.0, next_tick - time.perf_counter()))
+    return time.perf_counter() - start
+
+
+async def value(url: str, sql: str) -> Any:
+    conn = await db.connect(url)
+    try:
+        return await conn.fetchval(sql)
+    finally:
+        await conn.close()
+
+
+async def latency(url: str, since: float, column: str) -> dict[str, Any]:
+    """Percentiles in ms of `column` - ingested_at over enrollments ingested after `since`."""
+    conn = await db.connect(url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT count(*) AS n, percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP"
+            " (ORDER BY ms) AS p, max(ms) AS max FROM (SELECT extract(epoch FROM"
+            f" {column} - ingested_at) * 1000 AS ms FROM workflow_enrollments"
+            " WHERE ingested_at >= to_timestamp($1)) AS t",
+            since,
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    return {"n": row["n"], "p": [float(x) for x in row["p"] or [0, 0, 0]], "max": row["max"] or 0}
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def machine(client: redis.Redis, url: str) -> str:
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.exists() else []
+    models = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    cpu = models[0] if models else platform.processor()
+    pg = asyncio.run(value(url, "SHOW server_version"))
+    return (f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.machine()}, "
+            f"Python {platform.python_version()}, Redis {client.info()['redis_version']}, "
+            f"PostgreSQL {pg}")  # fmt: skip
+
+
+def ms(figures: dict[str, Any]) -> str:
+    p50, p95, p99 = figures["p"]
+    return f"p50 {p50:.0f} ms, p95 {p95:.0f} ms, p99 {p99:.0f} ms, max {figures['max']:.0f} ms"
+
+
+def actor(s: dict[str, Any]) -> str:
+    return (f"p{s['partition']}: {s['events']:,} events in {s['batches']:,} batches,"
+            f" {s['dead_lettered']} dead-lettered, {s['errors']} errors")  # fmt: skip
+
+
+def run(settings: Settings, args: argparse.Namespace, client: redis.Redis) -> list[str]:
+    assert settings.database_url is not None
+    assert settings.redis_url is not None
+    url = settings.database_url
+    shards = publish_shards(settings.redis_url, settings.shards)
+    accounts = asyncio.run(prepare(url, args.accounts))
+    preload, paced = make_items(accounts, shards, [args.preload, args.rate * args.seconds])
+    for i in range(0, len(preload), CHUNK):
+        xadd(client, preload[i : i + CHUNK])
+    batch = WorkerConfig(0, args.partitions, shards, url, settings.redis_url).batch_size
+    lines = [f"machine     {machine(client, url)}",
+             f"settings    {args.partitions} partitions, {shards} shards, batch {batch} per shard,"
+             f" {args.accounts} accounts x 26 active workflows"]  # fmt: skip
+    with runtime.engine(settings, args.partitions, dashboard=False) as eng:
+        early = processed(eng)  # consumed while the other actors were still starting
+        seconds = wait_drained(client, eng, args.preload, 0)
+        rate = (args.preload - early) / seconds
+        ok = seconds < DRAIN_TIMEOUT and rate >= 15_000
+        enrolled = asyncio.run(value(url, "SELECT count(*) FROM workflow_enrollments"))
+        lines.append(f"preload     {args.preload - early:,} events (+{early:,} before the timer)"
+                     f" in {seconds:.2f} s = {rate:,.0f} events/s -> {enrolled:,} enrollments"
+                     f" committed   [>= 15,000/s, all acknowledged: {verdict(ok)}]")  # fmt: skip
+        since = time.time() - 0.001  # stream entry ids have whole milliseconds
+        base = processed(eng)
+        took = send_paced(client, paced, args.rate)
+        tail = wait_drained(client, eng, len(paced), base)
+        stats = eng.partitions.stats()
+    committed = asyncio.run(latency(url, since, "enrolled_at"))
+    p95, p99 = committed["p"][1:]
+    ok = tail < DRAIN_TIMEOUT
+    sent_rate = len(paced) / took if took else 0.0
+    return [*lines,
+            f"open loop   {len(paced):,} events at {args.rate:,}/s for {args.seconds} s: sent at"
+            f" {sent_rate:,.0f}/s over {took:.1f} s, drained {tail:.2f} s after the last",
+            f"latency     XADD -> enrollment committed ({committed['n']:,} enrollments):"
+            f" {ms(committed)}   [p95 <= 100: {verdict(ok and p95 <= 100)},"
+            f" p99 <= 250: {verdict(ok and p99 <= 250)}]",
+            "actors      " + "; ".join(map(actor, stats))]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preload", type=int, default=200_000)
+    parser.add_argument("--rate", type=int, default=5000)
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--partitions", type=int, default=2)
+    parser.add_argument("--accounts", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="5,000 preload, 500/s for 5 s")
+    args = parser.parse_args()
+    if args.quick:
+        args.preload, args.rate, args.seconds, args.accounts = 5000, 500, 5, 2
+    env = Settings.from_env()
+    name = f"ht_bench_{secrets.token_hex(4)}"
+    with embedded.services(env.database_url, env.redis_url, Path(".hairtrigger/bench")) as found:
+        asyncio.run(value(found.database_url, f'CREATE DATABASE "{name}"'))
+        settings = Settings(
+            database_url=with_database(found.database_url, name),
+            redis_url=with_redis_db(found.redis_url, REDIS_DB),
+            shards=env.shards,
+        )
+        assert settings.redis_url is not None
+        client = sync_client(settings.redis_url)
+        client.flushdb()
+        try:
+            lines = run(settings, args, client)
+        finally:
+            client.flushdb()
+            client.close()
+            asyncio.run(value(found.database_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
+    print("\n".join(["", "bench_e2e " + " ".join(sys.argv[1:]), *lines]))
+
+
+if __name__ == "__main__":
+    main()
