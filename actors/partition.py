@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import ray
 
 from actors.worker import PartitionWorker, WorkerConfig
+from hairtrigger import names
 from hairtrigger.logs import configure as configure_logging
 from pipelines.index import TriggerSpec
 
@@ -19,7 +20,7 @@ T = TypeVar("T")
 
 
 def partition_name(partition: int) -> str:
-    return f"partition-{partition}"
+    return names.partition_consumer(partition)
 
 
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)

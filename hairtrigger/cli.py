@@ -106,7 +106,8 @@ def _cmd_up(settings: Settings, args: argparse.Namespace) -> Any:
         base = f"http://{args.host}:{args.port}"
         print(f"Hairtrigger API:  {base}  (docs: {base}/docs)", flush=True)
         print(f"Ray dashboard:    {eng.dashboard_url or 'not running'}", flush=True)
-        print(f"Partitions: {args.partitions} over {eng.shards} shards", flush=True)
+        print(f"Partitions: {args.partitions} over {eng.shards} shards; scheduler running",
+              flush=True)  # fmt: skip
         app = create_app(settings, sync=eng.partitions)
         config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None)
         uvicorn.Server(config).run()

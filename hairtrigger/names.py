@@ -7,6 +7,7 @@ DLQ_STREAM = "hairtrigger:events:dlq"
 ENROLLMENTS_STREAM = "hairtrigger:enrollments"
 META_KEY = "hairtrigger:meta"
 META_SHARDS_FIELD = "shards"
+CONSUMER_GROUP = "hairtrigger"
 EVENT_FIELD = "event"
 ENROLLMENT_FIELD = "enrollment"
 
@@ -18,3 +19,8 @@ SCOPES: tuple[str, ...] = (SCOPE_WORKFLOW_READ, SCOPE_WORKFLOW_EDIT, SCOPE_EVENT
 
 def events_stream(shard: int) -> str:
     return f"{EVENTS_STREAM_PREFIX}{shard}"
+
+
+def partition_consumer(partition: int) -> str:
+    """The consumer name (and Ray actor name) of a partition."""
+    return f"partition-{partition}"

@@ -12,6 +12,7 @@ import ray
 
 from actors.client import Partitions
 from actors.partition import NAMESPACE
+from actors.scheduler import SCHEDULER_NAME, SchedulerActor, SchedulerConfig
 from hairtrigger.config import Settings
 from hairtrigger.meta import publish_shards
 
@@ -22,8 +23,16 @@ LOCAL_OBJECT_STORE_BYTES = 300 * 1024 * 1024
 @dataclass(frozen=True, slots=True)
 class Engine:
     partitions: Partitions
+    scheduler: Any  # the SchedulerActor handle
     shards: int
     dashboard_url: str | None
+
+
+def start_scheduler(config: SchedulerConfig) -> Any:
+    """The one scheduler of the deployment (a named actor: found again if already running)."""
+    return SchedulerActor.options(  # type: ignore[attr-defined]
+        name=SCHEDULER_NAME, namespace=NAMESPACE, get_if_exists=True
+    ).remote(config)
 
 
 @contextlib.contextmanager
@@ -33,11 +42,13 @@ def engine(
     address: str | None = None,
     *,
     dashboard: bool = True,
+    scheduler_clock: bool = True,
     **worker_options: Any,
 ) -> Iterator[Engine]:
     """Start or join Ray, start the partition actors; on exit drain them and leave Ray.
 
-    `worker_options` go to every partition's WorkerConfig (batch_size, block_ms, ...)."""
+    `worker_options` go to every partition's WorkerConfig (batch_size, block_ms, ...). Without
+    `scheduler_clock` the scheduler only acts when its tick(now) is called (benchmarks)."""
     assert settings.database_url is not None
     assert settings.redis_url is not None
     shards = publish_shards(settings.redis_url, settings.shards)
@@ -53,10 +64,17 @@ def engine(
             partitions, shards, settings.database_url, settings.redis_url, **worker_options
         )
         url = context.dashboard_url
+        scheduler = start_scheduler(
+            SchedulerConfig(
+                shards, settings.database_url, settings.redis_url, autorun=scheduler_clock
+            )
+        )
         try:
-            yield Engine(group, shards, f"http://{url}" if url else None)
+            yield Engine(group, scheduler, shards, f"http://{url}" if url else None)
         finally:
-            log.info("draining partition actors")
+            log.info("stopping the scheduler, draining partition actors")
+            ray.get(scheduler.stop.remote(), timeout=120)
+            ray.kill(scheduler, no_restart=True)
             group.stop()
     finally:
         ray.shutdown()

@@ -20,22 +20,22 @@ import asyncio
 import itertools
 import os
 import platform
-import secrets
 import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 import redis
 
-from actors.worker import GROUP, WorkerConfig
-from hairtrigger import demo, embedded, names, runtime
+from actors.consumer import GROUP
+from actors.worker import WorkerConfig
+from hairtrigger import demo, names, runtime
 from hairtrigger.config import Settings
 from hairtrigger.meta import publish_shards
 from hairtrigger.redis_clients import sync_client
+from loadtest.scratch import scratch, value
 from pipelines.demo import make_events
 from pipelines.sharding import shard_for
 from store import db
@@ -46,16 +46,6 @@ CHUNK = 2000
 TICK = 0.01
 DRAIN_TIMEOUT = 900.0
 Item = tuple[str, bytes]  # (stream, encoded envelope)
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-def with_redis_db(url: str, number: int) -> str:
-    if url.startswith("unix:"):  # the embedded server: unix:///path/redis.socket
-        return f"{url}{'&' if '?' in url else '?'}db={number}"
-    return urlunsplit(urlsplit(url)._replace(path=f"/{number}"))
 
 
 async def prepare(url: str, accounts: int) -> list[uuid.UUID]:
@@ -127,14 +117,6 @@ def send_paced(client: redis.Redis, items: list[Item], rate: int) -> float:
         next_tick += TICK
         time.sleep(max(0.0, next_tick - time.perf_counter()))
     return time.perf_counter() - start
-
-
-async def value(url: str, sql: str) -> Any:
-    conn = await db.connect(url)
-    try:
-        return await conn.fetchval(sql)
-    finally:
-        await conn.close()
 
 
 async def latency(url: str, since: float, column: str) -> dict[str, Any]:
@@ -230,24 +212,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.preload, args.rate, args.seconds, args.accounts = 5000, 500, 5, 2
-    env = Settings.from_env()
-    name = f"ht_bench_{secrets.token_hex(4)}"
-    with embedded.services(env.database_url, env.redis_url, Path(".hairtrigger/bench")) as found:
-        asyncio.run(value(found.database_url, f'CREATE DATABASE "{name}"'))
-        settings = Settings(
-            database_url=with_database(found.database_url, name),
-            redis_url=with_redis_db(found.redis_url, REDIS_DB),
-            shards=env.shards,
-        )
+    with scratch(REDIS_DB) as settings:
         assert settings.redis_url is not None
         client = sync_client(settings.redis_url)
-        client.flushdb()
         try:
             lines = run(settings, args, client)
         finally:
-            client.flushdb()
             client.close()
-            asyncio.run(value(found.database_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
     print("\n".join(["", "bench_e2e " + " ".join(sys.argv[1:]), *lines]))
 
 

@@ -195,7 +195,7 @@ def run(
             found = index.candidates(env.account_id, env.event_type, data, current)
             candidates += len(found)
             for compiled in found:
-                if compiled.predicate(view):
+                if compiled.check(view):
                     matches += 1
         t2 = time.perf_counter()
         decode_s += t1 - t0

@@ -1,21 +1,25 @@
 """The filter compiler (SPEC §4): a trigger's filter tree becomes one predicate over an event.
 
 Where a field is read from, normalized constants and the comparison are decided once, at compile
-time; the predicate only reads, normalizes and compares per event."""
+time; the predicate only reads, normalizes and compares per event. Given a leaf the caller has
+already established (the index's hash lookup), the compiler also makes the residual predicate that
+skips it; residuals are shared by the triggers whose other conditions are alike."""
 
 from __future__ import annotations
 
 import functools
 import math
 import operator
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pipelines.catalog import SUBMITTED_DATA, TriggerEvent
-from pipelines.filters import CHANGE_OPS, Condition, Group, Scalar, is_numeric_text, parse_iso_date
+from pipelines.filters import CHANGE_OPS, Condition, Group, Scalar
 from pipelines.filters import to_json as filters_to_json
+from pipelines.values import as_number, as_text, as_when, change_key, is_empty, text_key
+from pipelines.values import normalize_key as normalize_key  # re-exported: the key `equals` uses
 
 Source = Literal["event", "contact", "previous", "submitted"]
 Value = Scalar | tuple[Scalar, ...] | None
@@ -41,86 +45,6 @@ class FieldRef:
 Predicate = Callable[[EventView], bool]
 Getter = Callable[[EventView], Any]
 Test = Callable[[Any], bool]
-
-_TRUE: Hashable = ("b", True)
-_FALSE: Hashable = ("b", False)
-_BOOLS: dict[str, Hashable] = {"true": _TRUE, "false": _FALSE}
-
-
-def normalize_key(value: Any) -> Hashable | None:
-    """A hashable key under which values that `equals` treats as equal coincide; None if empty."""
-    if isinstance(value, str):
-        return _text_key(value)
-    if value is None or (isinstance(value, list | tuple | Mapping) and not value):
-        return None
-    if isinstance(value, bool):
-        return _TRUE if value else _FALSE
-    if isinstance(value, int | float):
-        return ("n", value)
-    if isinstance(value, list | tuple):
-        return ("l", tuple(map(normalize_key, value)))
-    if isinstance(value, Mapping):
-        return ("o", frozenset((str(k), normalize_key(v)) for k, v in value.items()))
-    return _text_key(str(value))
-
-
-def _text_key(text: str) -> Hashable | None:
-    stripped = text.strip()
-    if not stripped:
-        return None
-    first = stripped[0]
-    if (first.isdigit() or first in "+-.") and is_numeric_text(stripped):
-        return ("n", _number(stripped))
-    folded = stripped.casefold()
-    return _BOOLS.get(folded) or ("s", folded)
-
-
-def _number(text: str) -> int | float:
-    if "." in text or "e" in text or "E" in text or len(text) > 4000:  # int() refuses > 4300 digits
-        return float(text)
-    return int(text)
-
-
-def _as_number(value: Any) -> int | float | None:
-    if isinstance(value, str):
-        stripped = value.strip()
-        return _number(stripped) if stripped and is_numeric_text(stripped) else None
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _as_when(value: Any) -> tuple[datetime, bool] | None:
-    """A naive-UTC datetime and whether it was a bare date, or None for anything else."""
-    is_date = isinstance(value, str) and len(value.strip()) == 10
-    if isinstance(value, str):
-        value = parse_iso_date(value)
-    elif isinstance(value, date) and not isinstance(value, datetime):
-        value, is_date = datetime.combine(value, time()), True
-    if not isinstance(value, datetime):
-        return None
-    return (value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)), is_date
-
-
-def _as_text(value: Any) -> str | None:
-    """Stripped, casefolded text of a scalar for the text operators; None if empty or not one."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if value is None or isinstance(value, Mapping | list | tuple):
-        return None
-    return str(value).strip().casefold() or None
-
-
-def is_empty(value: Any) -> bool:
-    if isinstance(value, str):
-        return not value.strip()
-    return value is None or (isinstance(value, Mapping | list | tuple) and not value)
-
-
-def _change_key(value: Any) -> Hashable | None:
-    if isinstance(value, list | tuple) and value:
-        return frozenset(normalize_key(item) for item in value)
-    return normalize_key(value)
 
 
 def resolve_field(field: str, event: TriggerEvent) -> FieldRef:
@@ -192,23 +116,26 @@ def _in(value: Value) -> Test:
 
     def is_in(actual: Any) -> bool:
         if type(actual) is str:
-            return _text_key(actual) in wanted
-        if isinstance(actual, list | tuple):
-            return any(normalize_key(item) in wanted for item in actual)
+            return text_key(actual) in wanted
+        if isinstance(actual, (list, tuple)):
+            for item in actual:  # a loop: any() over a generator costs twice as much
+                if (text_key(item) if type(item) is str else normalize_key(item)) in wanted:
+                    return True
+            return False
         return normalize_key(actual) in wanted
 
     return is_in
 
 
 def _contains(value: Value) -> Test:
-    member, needle = _in(value), _as_text(value)
+    member, needle = _in(value), as_text(value)
     if needle is None:
         return _never
 
     def contains(actual: Any) -> bool:
-        if isinstance(actual, list | tuple):
+        if isinstance(actual, (list, tuple)):
             return member(actual)
-        text = _as_text(actual)
+        text = as_text(actual)
         return text is not None and needle in text
 
     return contains
@@ -216,14 +143,14 @@ def _contains(value: Value) -> Test:
 
 def _affix(method: Callable[[str, str], bool]) -> Callable[[Value], Test]:
     def factory(value: Value) -> Test:
-        needle = _as_text(value)
+        needle = as_text(value)
         if needle is None:
             return _never
 
         def affix(actual: Any) -> bool:
-            if isinstance(actual, list | tuple):
-                return any(method(text, needle) for text in map(_as_text, actual) if text)
-            text = _as_text(actual)
+            if isinstance(actual, (list, tuple)):
+                return any(method(text, needle) for text in map(as_text, actual) if text)
+            text = as_text(actual)
             return text is not None and method(text, needle)
 
         return affix
@@ -233,21 +160,21 @@ def _affix(method: Callable[[str, str], bool]) -> Callable[[Value], Test]:
 
 def _ordering(compare: Callable[[Any, Any], bool]) -> Callable[[Value], Test]:
     def factory(value: Value) -> Test:
-        number = _as_number(value)
+        number = as_number(value)
         if number is not None:
 
             def numbers(actual: Any) -> bool:
-                got = _as_number(actual)
+                got = as_number(actual)
                 return got is not None and compare(got, number)
 
             return numbers
-        when = _as_when(value)
+        when = as_when(value)
         if when is None:
             return _never
         limit, limit_is_date = when
 
         def dates(actual: Any) -> bool:
-            got = _as_when(actual)
+            got = as_when(actual)
             if got is None:
                 return False
             if got[1] or limit_is_date:
@@ -268,7 +195,7 @@ def _negate(factory: Callable[[Value], Test]) -> Callable[[Value], Test]:
 
 
 def _changed(pair: tuple[Any, Any]) -> bool:
-    return _change_key(pair[0]) != _change_key(pair[1])
+    return change_key(pair[0]) != change_key(pair[1])
 
 
 def _changed_side(side: int) -> Callable[[Value], Test]:
@@ -328,16 +255,20 @@ def _shared_leaf(
     return lambda view: test(view.previous.get(name))
 
 
-def _group_predicate(group: Group, event: TriggerEvent) -> Predicate:
+def _group_predicate(group: Group, event: TriggerEvent, shared: bool) -> Predicate:
     parts = tuple(
-        _group_predicate(node, event)
+        _group_predicate(node, event, shared)
         if isinstance(node, Group)
         else _shared_leaf(event, node.field, node.operator, node.value, repr(node.value))
         for node in group.conditions
     )
+    decisive = group.logic == "OR"  # the part result that settles the group
+    return _shared_combination(decisive, parts) if shared else _combination(decisive, parts)
+
+
+def _combination(decisive: bool, parts: tuple[Predicate, ...]) -> Predicate:
     if len(parts) == 1:
         return parts[0]
-    decisive = group.logic == "OR"  # the part result that settles the group
     if len(parts) == 2:
         first, second = parts
         if decisive:
@@ -353,9 +284,54 @@ def _group_predicate(group: Group, event: TriggerEvent) -> Predicate:
     return combined
 
 
-def compile_filters(group: Group, event: TriggerEvent) -> Predicate:
-    """One predicate for the whole tree; an empty root group matches every event."""
-    return _group_predicate(group, event) if group.conditions else lambda view: True
+# Leaves are shared, so equal parts are the same objects: residuals are few and worth sharing.
+_shared_combination = functools.lru_cache(maxsize=1 << 14)(_combination)
+
+
+def _always(view: EventView) -> bool:
+    return True
+
+
+def compile_filters(
+    group: Group, event: TriggerEvent, established: Condition | None = None
+) -> Predicate:
+    """One predicate for the whole tree; an empty root group matches every event.
+
+    With `established`, one of the tree's `required_leaves`, the residual predicate: it skips
+    that leaf, so it agrees with the whole one exactly on the events where that leaf holds."""
+    if established is not None:
+        group = _without(group, established)
+    if not group.conditions:
+        return _always
+    return _group_predicate(group, event, shared=established is not None)
+
+
+def required_leaves(group: Group) -> Iterable[Condition]:
+    """Leaves every match must satisfy: those reached from the root through AND groups only
+    (a group of one condition is that condition, whatever its logic)."""
+    if group.logic == "OR" and len(group.conditions) != 1:
+        return
+    for node in group.conditions:
+        if isinstance(node, Group):
+            yield from required_leaves(node)
+        else:
+            yield node
+
+
+def _without(group: Group, leaf: Condition) -> Group:
+    """`group` with `leaf` taken out wherever `required_leaves` finds it, and with the groups that
+    only held it; where the leaf holds, the two trees agree."""
+    if group.logic == "OR" and len(group.conditions) != 1:
+        return group
+    kept: list[Condition | Group] = []
+    for node in group.conditions:
+        if isinstance(node, Group):
+            node = _without(node, leaf)
+            if node.conditions:
+                kept.append(node)
+        elif node is not leaf:
+            kept.append(node)
+    return Group(group.logic, tuple(kept))
 
 
 def explain(group: Group, event: TriggerEvent, view: EventView) -> tuple[bool, dict[str, Any]]:

@@ -7,11 +7,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from pipelines.catalog import TRIGGER_EVENTS
 from pipelines.compiler import EventView
 from pipelines.envelope import Event
 from pipelines.index import TriggerIndex, TriggerSpec
-from pipelines.projection import Contact, apply, is_contact_event
+from pipelines.projection import Contact, apply, is_contact_event, utc
+from pipelines.schedule import next_opening
 
 ContactKey = tuple[uuid.UUID, uuid.UUID]  # (account_id, contact_id)
 PairKey = tuple[uuid.UUID, uuid.UUID, uuid.UUID]  # (account_id, workflow_id, contact_id)
@@ -23,6 +26,7 @@ BLOCKED_LOOP_DEPTH = "blocked: loop_depth_exceeded"
 BLOCKED_CONTACT_DELETED = "blocked: contact_deleted"
 BLOCKED_COOLDOWN = "blocked: cooldown"
 NOT_MATCHED = "not_matched"
+TIME_EVENT_TYPES = frozenset(e.event_type for e in TRIGGER_EVENTS if e.category == "time")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,21 +140,26 @@ def evaluate(
             previous=previous if isinstance(previous, dict) else {},
         )
         candidates = index.candidates(env.account_id, env.event_type, env.data, view.contact)
+        if env.event_type in TIME_EVENT_TYPES:  # the scheduler emits one event per trigger
+            target = str(env.data.get("trigger_id", ""))
+            candidates = [c for c in candidates if str(c.spec.trigger_id) == target]
         for compiled in candidates:
-            spec = compiled.spec
-            try:
-                ok = compiled.predicate(view)
+            try:  # `check` holds for candidates of this very data and contact: pipelines.index
+                ok = compiled.check(view)
             except Exception as exc:  # a broken filter must not stop other triggers or events
-                logs.append(_log(event, spec, False, f"error: {type(exc).__name__}: {exc}"))
+                reason = f"error: {type(exc).__name__}: {exc}"
+                logs.append(_log(event, compiled.spec, False, reason))
                 continue
             if ok:
-                matches.append(Match(event, spec, contact.deleted))
-            elif spec.settings.log_non_matches:
-                logs.append(_log(event, spec, False, NOT_MATCHED))
-        evaluated = {c.spec.trigger_id for c in candidates}
-        for compiled in index.non_match_loggers(env.account_id, env.event_type):
-            if compiled.spec.trigger_id not in evaluated:
+                matches.append(Match(event, compiled.spec, contact.deleted))
+            elif compiled.spec.settings.log_non_matches:
                 logs.append(_log(event, compiled.spec, False, NOT_MATCHED))
+        loggers = index.non_match_loggers(env.account_id, env.event_type)
+        if loggers:
+            evaluated = {c.spec.trigger_id for c in candidates}
+            for compiled in loggers:
+                if compiled.spec.trigger_id not in evaluated:
+                    logs.append(_log(event, compiled.spec, False, NOT_MATCHED))
     return matches, logs, changed
 
 
@@ -170,13 +179,24 @@ def _blocked(match: Match, last: Last | None, now: datetime, loop_limit: int) ->
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class BusinessHours:
+    """An account's timezone and opening hours ({"days", "start", "end"})."""
+
+    tz: ZoneInfo
+    hours: dict[str, Any]
+
+
 def decide(
     matches: Iterable[Match],
     history: Mapping[PairKey, Last],
     now: datetime,
     loop_limit: int = DEFAULT_LOOP_LIMIT,
+    business_hours: Mapping[uuid.UUID, BusinessHours] | None = None,
 ) -> tuple[list[Enrollment], list[LogEntry]]:
-    """Enrollment policy: which matches enroll, and why the others do not."""
+    """Enrollment policy: which matches enroll, and why the others do not. A trigger that
+    respects business hours and matches while the account is closed enrolls `queued` until the
+    next opening (`business_hours` must hold those accounts)."""
     latest = dict(history)
     enrollments: list[Enrollment] = []
     logs: list[LogEntry] = []
@@ -190,6 +210,13 @@ def decide(
         if reason is not None:
             logs.append(_log(match.event, spec, True, reason))
             continue
+        opening = None
+        if spec.settings.respect_business_hours and business_hours is not None:
+            # judged at the event's time, so a backlog processed later is not re-timed
+            account = business_hours[env.account_id]
+            opening = next_opening(utc(env.timestamp), account.hours, account.tz)
+            if opening is not None and opening <= now:
+                opening = None
         enrollments.append(
             Enrollment(
                 id=enrollment_id(env.event_id, spec.workflow_id, match.event.contact_id),
@@ -198,8 +225,8 @@ def decide(
                 trigger_id=spec.trigger_id,
                 contact_id=match.event.contact_id,
                 event_id=env.event_id,
-                status="triggered",
-                run_at=now,
+                status="triggered" if opening is None else "queued",
+                run_at=now if opening is None else opening,
                 enrolled_at=now,
                 event_data=env.data,
                 single=spec.settings.enrollment_limit == "single",

@@ -2,12 +2,15 @@
 values their filters pin, so an event's candidates are found by hash lookups and the cost of
 matching does not grow with the triggers that cannot match.
 
-A trigger whose filter (AND all the way down from the root) requires `equals` / `in` /
-`changed_to` on an event field or a contact field, or `contains` on a contact field, is filed
-under one such field's normalized value(s): an identifying event field if there is one, else the
-field whose values currently hold the fewest triggers. Every other trigger is "unkeyed" and
-always a candidate. The caller runs the full predicate on every candidate, so the index only has
-to return a superset of the matches, and does.
+A trigger with key options (pipelines.keying) is filed under one of them: an identifying event
+field if there is one, else the field whose values currently hold the fewest triggers. Every other
+trigger is "unkeyed" and always a candidate.
+
+The index returns a superset of the matches, and the caller runs each candidate's `check` on the
+same event view (`data` and `contact` as passed to `candidates`). For a trigger filed under a leaf
+that the lookup proves (KeyOption.established), `check` is the residual predicate without that
+leaf; where the index cannot look up, it returns the trigger with its whole filter as `check`
+instead. Every other `check` is the whole filter.
 """
 
 from __future__ import annotations
@@ -15,23 +18,16 @@ from __future__ import annotations
 import gc
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from pipelines.catalog import TriggerEvent
-from pipelines.compiler import (
-    Predicate,
-    change_refs,
-    compile_filters,
-    normalize_key,
-    resolve_field,
-    walk,
-)
-from pipelines.filters import Condition, Group
+from pipelines.compiler import Predicate, compile_filters, walk
+from pipelines.filters import Group
+from pipelines.keying import KeyOption, Slot, key_options
 from pipelines.settings import TriggerSettings
 from pipelines.triggers import TriggerConfig
-
-Mode = Literal["eq", "contains"]
+from pipelines.values import normalize_key, text_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +42,37 @@ class TriggerSpec:
     sync_version: int  # strictly increases with every change to the trigger or its workflow
 
 
-@dataclass(frozen=True, slots=True)
 class CompiledTrigger:
-    spec: TriggerSpec
-    predicate: Predicate
+    """A live trigger: `check` is what a candidate must still pass (see the module docstring);
+    `slot` and `keys` say where the index filed it. Equal by identity (see _SlotTable.unfile)."""
+
+    __slots__ = ("_predicate", "check", "keys", "slot", "spec")
+
+    def __init__(
+        self,
+        spec: TriggerSpec,
+        check: Predicate,
+        slot: Slot | None = None,
+        keys: tuple[Hashable, ...] = (),
+        predicate: Predicate | None = None,
+    ) -> None:
+        self.spec = spec
+        self.check = check
+        self.slot = slot
+        self.keys = keys
+        self._predicate = predicate
+
+    @property
+    def predicate(self) -> Predicate:
+        """The whole filter. Where `check` is a residual, compiled on first use only (explain,
+        lookups that prove nothing): a million whole predicates would cost hundreds of MB that
+        matching does not read."""
+        if self._predicate is None:
+            self._predicate = compile_filters(self.spec.filters, self.spec.event)
+        return self._predicate
+
+    def __repr__(self) -> str:
+        return f"CompiledTrigger({self.spec.trigger_id}, {self.spec.event.name})"
 
 
 def spec_from_config(
@@ -67,94 +90,94 @@ def spec_from_config(
     )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class Slot:
-    """One way of filing triggers: by the normalized value of one event or contact field."""
-
-    mode: Mode
-    source: Literal["event", "contact"]
-    path: tuple[str, ...]
+# What a key maps to: most keys hold one trigger, which then saves a list (memory, and a
+# pointer to follow per hit).
+Filed = CompiledTrigger | list[CompiledTrigger]
 
 
-@dataclass(frozen=True, slots=True)
-class KeyOption:
-    """A field the filter requires one of `keys` in; rank 0 is an identifying event field."""
-
-    rank: int
-    slot: Slot
-    keys: frozenset[Hashable]
-
-
-def key_options(group: Group, event: TriggerEvent) -> list[KeyOption]:
-    """Every way of filing the trigger, in the filter's order."""
-    options = (_key_option(condition, event) for condition in _required_leaves(group))
-    return [option for option in options if option is not None]
-
-
-def _required_leaves(group: Group) -> Iterable[Condition]:
-    """Leaves every match must satisfy: those reached from the root through AND groups only."""
-    if group.logic == "OR" and len(group.conditions) != 1:
-        return
-    for node in group.conditions:
-        if isinstance(node, Group):
-            yield from _required_leaves(node)
+def _flatten(filed: Iterable[Filed]) -> list[CompiledTrigger]:
+    found: list[CompiledTrigger] = []
+    for entry in filed:
+        if isinstance(entry, list):
+            found.extend(entry)
         else:
-            yield node
-
-
-def _key_option(condition: Condition, event: TriggerEvent) -> KeyOption | None:
-    operator, value = condition.operator, condition.value
-    if operator in ("equals", "in", "contains"):
-        ref = resolve_field(condition.field, event)
-    elif operator == "changed_to":
-        ref = change_refs(condition.field, event)[1]
-    else:
-        return None
-    values = value if isinstance(value, tuple) else (value,)
-    keys = frozenset(key for key in map(normalize_key, values) if key is not None)
-    if not keys or ref.source not in ("event", "contact"):
-        return None
-    if operator == "contains":  # pays off only on a contact list (tags); event fields are text
-        if ref.source == "event":
-            return None
-        return KeyOption(1, Slot("contains", "contact", ref.path), keys)
-    if ref.source == "contact":
-        return KeyOption(1, Slot("eq", "contact", ref.path), keys)
-    identifying = len(ref.path) == 1 and ref.path[0] in event.identifying
-    return KeyOption(0 if identifying else 1, Slot("eq", "event", ref.path), keys)
+            found.append(entry)
+    return found
 
 
 class _SlotTable:
-    """The triggers of one slot: by value key, and all of them (for lookups that cannot key)."""
+    """The triggers of one slot, by value key."""
 
-    __slots__ = ("by_key", "members")
+    __slots__ = ("by_key", "size", "slot")
 
-    def __init__(self) -> None:
-        self.by_key: dict[Hashable, dict[UUID, CompiledTrigger]] = {}
-        self.members: dict[UUID, CompiledTrigger] = {}
+    def __init__(self, slot: Slot) -> None:
+        self.slot = slot  # one object for the slot's triggers (a million copies add up)
+        self.by_key: dict[Hashable, Filed] = {}
+        self.size = 0
 
-    def crowd(self, keys: frozenset[Hashable]) -> int:
-        return sum(len(self.by_key.get(key, ())) for key in keys)
+    def file(self, trigger: CompiledTrigger) -> None:
+        for key in trigger.keys:
+            entry = self.by_key.get(key)
+            if entry is None:
+                self.by_key[key] = trigger
+            elif isinstance(entry, list):
+                entry.append(trigger)
+            else:
+                self.by_key[key] = [entry, trigger]
+        self.size += 1
+
+    def unfile(self, trigger: CompiledTrigger) -> None:
+        for key in trigger.keys:
+            entry = self.by_key[key]
+            if not isinstance(entry, list):
+                del self.by_key[key]
+                continue
+            entry.remove(trigger)
+            if len(entry) == 1:
+                self.by_key[key] = entry[0]
+        self.size -= 1
+
+    def members(self) -> list[CompiledTrigger]:
+        """Every trigger of the slot, once (an `in` trigger sits under several keys)."""
+        return list(dict.fromkeys(_flatten(self.by_key.values())))
+
+    def unproven(self) -> list[CompiledTrigger]:
+        """Every trigger of the slot, checked by its whole filter: what a lookup that cannot
+        key (no contact, or text for `contains`) returns, since it proves no leaf."""
+        found = self.members()
+        for position, trigger in enumerate(found):
+            whole = trigger.predicate
+            if trigger.check is not whole:
+                found[position] = CompiledTrigger(trigger.spec, whole, predicate=whole)
+        return found
+
+    def crowd(self, keys: tuple[Hashable, ...]) -> int:
+        entries = [entry for key in keys if (entry := self.by_key.get(key)) is not None]
+        return sum(len(entry) if isinstance(entry, list) else 1 for entry in entries)
 
 
 # What candidates() needs of a slot, flat: on the event (else the contact), the first path step,
-# the rest of the path, contains mode, the keyed triggers, all of them.
-_Probe = tuple[
-    bool, str, tuple[str, ...], bool,
-    dict[Hashable, dict[UUID, "CompiledTrigger"]], dict[UUID, "CompiledTrigger"],
-]  # fmt: skip
+# the rest of the path, contains mode, the keyed triggers, the table.
+_Probe = tuple[bool, str, tuple[str, ...], bool, dict[Hashable, Filed], _SlotTable]
 
 
-def _list_hits(
-    by_key: dict[Hashable, dict[UUID, CompiledTrigger]], items: list[Any] | tuple[Any, ...]
-) -> Iterable[CompiledTrigger]:
-    found = [entries for item in items if (entries := by_key.get(normalize_key(item)))]
-    if len(found) < 2:
-        return found[0].values() if found else ()
-    merged: dict[UUID, CompiledTrigger] = {}  # an `in` trigger may sit under several items
-    for entries in found:
-        merged.update(entries)
-    return merged.values()
+def _add_list_hits(
+    found: list[CompiledTrigger], by_key: dict[Hashable, Filed], items: list[Any] | tuple[Any, ...]
+) -> None:
+    """Append the triggers filed under any item's key, once each: an `in` trigger may sit under
+    several items, and items may repeat."""
+    start, hits = len(found), 0
+    for item in items:
+        entry = by_key.get(text_key(item) if type(item) is str else normalize_key(item))
+        if entry is None:
+            continue
+        hits += 1
+        if isinstance(entry, list):
+            found.extend(entry)
+        else:
+            found.append(entry)
+    if hits > 1:
+        found[start:] = dict.fromkeys(found[start:])
 
 
 class _Bucket:
@@ -174,7 +197,7 @@ class _Bucket:
     def table(self, slot: Slot) -> _SlotTable:
         table = self.slots.get(slot)
         if table is None:
-            table = self.slots[slot] = _SlotTable()
+            table = self.slots[slot] = _SlotTable(slot)
             self._reprobe()
         return table
 
@@ -184,7 +207,7 @@ class _Bucket:
 
     def _reprobe(self) -> None:
         self.probes = tuple(
-            (s.source == "event", s.path[0], s.path[1:], s.mode == "contains", t.by_key, t.members)
+            (s.source == "event", s.path[0], s.path[1:], s.mode == "contains", t.by_key, t)
             for s, t in self.slots.items()
         )
 
@@ -201,63 +224,52 @@ class _Bucket:
         return min(enumerate(options), key=score)[1] if options else None
 
 
-@dataclass(frozen=True, slots=True)
-class _Placement:
-    trigger: CompiledTrigger
-    slot: Slot | None
-    keys: frozenset[Hashable]
-
-
 class AccountIndex:
     """One account's live triggers, by event type and then by the values they pin."""
 
-    __slots__ = ("_buckets", "_placements")
+    __slots__ = ("_buckets", "_triggers")
 
     def __init__(self) -> None:
         self._buckets: dict[str, _Bucket] = {}
-        self._placements: dict[UUID, _Placement] = {}
+        self._triggers: dict[UUID, CompiledTrigger] = {}
 
     def __len__(self) -> int:
-        return len(self._placements)
+        return len(self._triggers)
 
-    def add(self, trigger: CompiledTrigger) -> None:
-        """File `trigger` (replacing any trigger with the same id)."""
-        spec = trigger.spec
+    def add(self, spec: TriggerSpec, predicate: Predicate) -> None:
+        """File the trigger (replacing any with the same id); `predicate` is its whole filter."""
         self.remove(spec.trigger_id)
-        event_type = spec.event.event_type
-        bucket = self._buckets.setdefault(event_type, _Bucket())
+        bucket = self._buckets.setdefault(spec.event.event_type, _Bucket())
         chosen = bucket.choose(key_options(spec.filters, spec.event))
-        slot, keys = (None, frozenset[Hashable]()) if chosen is None else (chosen.slot, chosen.keys)
-        if slot is None:
+        if chosen is None:
+            trigger = CompiledTrigger(spec, predicate, predicate=predicate)
             bucket.unkeyed[spec.trigger_id] = trigger
         else:
-            table = bucket.table(slot)
-            table.members[spec.trigger_id] = trigger
-            for key in keys:
-                table.by_key.setdefault(key, {})[spec.trigger_id] = trigger
+            table = bucket.table(chosen.slot)
+            if chosen.established is None:
+                trigger = CompiledTrigger(spec, predicate, table.slot, chosen.keys, predicate)
+            else:
+                residual = compile_filters(spec.filters, spec.event, chosen.established)
+                trigger = CompiledTrigger(spec, residual, table.slot, chosen.keys)
+            table.file(trigger)
         if spec.settings.log_non_matches:
             bucket.loggers[spec.trigger_id] = trigger
-        self._placements[spec.trigger_id] = _Placement(trigger, slot, keys)
+        self._triggers[spec.trigger_id] = trigger
 
     def remove(self, trigger_id: UUID) -> bool:
-        placement = self._placements.pop(trigger_id, None)
-        if placement is None:
+        trigger = self._triggers.pop(trigger_id, None)
+        if trigger is None:
             return False
-        event_type = placement.trigger.spec.event.event_type
+        event_type = trigger.spec.event.event_type
         bucket = self._buckets[event_type]
         bucket.loggers.pop(trigger_id, None)
-        if placement.slot is None:
+        if trigger.slot is None:
             del bucket.unkeyed[trigger_id]
         else:
-            table = bucket.slots[placement.slot]
-            del table.members[trigger_id]
-            for key in placement.keys:
-                entries = table.by_key[key]
-                del entries[trigger_id]
-                if not entries:
-                    del table.by_key[key]
-            if not table.members:
-                bucket.drop(placement.slot)
+            table = bucket.slots[trigger.slot]
+            table.unfile(trigger)
+            if not table.size:
+                bucket.drop(trigger.slot)
         if not bucket:
             del self._buckets[event_type]
         return True
@@ -268,30 +280,38 @@ class AccountIndex:
         data: Mapping[str, Any],
         contact: Mapping[str, Any] | None = None,
     ) -> list[CompiledTrigger]:
-        """Every trigger that may match: keyed hits for the event's values, plus unkeyed ones.
+        """Every trigger that may match: keyed hits for the event's values, plus unkeyed ones;
+        each one's `check` is right for this `data` and `contact`.
 
         Without `contact`, triggers filed under contact fields are all returned."""
         bucket = self._buckets.get(event_type)
         if bucket is None:
             return []
         found: list[CompiledTrigger] = []
-        for on_event, first, rest, contains, by_key, members in bucket.probes:
+        for on_event, first, rest, contains, by_key, table in bucket.probes:
             root = data if on_event else contact
             if root is None:
-                found.extend(members.values())
+                found.extend(table.unproven())
                 continue
             actual = walk(root.get(first), rest) if rest else root.get(first)
-            if isinstance(actual, list | tuple):  # any element may match (tags)
-                found.extend(_list_hits(by_key, actual))
+            if type(actual) is str:
+                key = text_key(actual)
+            elif isinstance(actual, (list, tuple)):  # any element may match (tags)
+                _add_list_hits(found, by_key, actual)
                 continue
-            key = normalize_key(actual)
+            else:
+                key = normalize_key(actual)
             if key is None:  # empty: equals / in / contains cannot match
                 continue
             if contains:  # a text actual: `contains` is a substring test, any trigger may match
-                found.extend(members.values())
-            elif entries := by_key.get(key):
-                found.extend(entries.values())
-        found.extend(bucket.unkeyed.values())
+                found.extend(table.unproven())
+            elif (entry := by_key.get(key)) is not None:
+                if isinstance(entry, list):
+                    found.extend(entry)
+                else:
+                    found.append(entry)
+        if bucket.unkeyed:
+            found.extend(bucket.unkeyed.values())
         return found
 
     def non_match_loggers(self, event_type: str) -> list[CompiledTrigger]:
@@ -299,8 +319,7 @@ class AccountIndex:
         return [] if bucket is None else list(bucket.loggers.values())
 
     def get(self, trigger_id: UUID) -> CompiledTrigger | None:
-        placement = self._placements.get(trigger_id)
-        return None if placement is None else placement.trigger
+        return self._triggers.get(trigger_id)
 
 
 class TriggerIndex:
@@ -320,14 +339,13 @@ class TriggerIndex:
         last = self._versions.get(spec.trigger_id)
         if last is not None and spec.sync_version <= last:
             return False
-        compiled = (
-            CompiledTrigger(spec, compile_filters(spec.filters, spec.event)) if spec.live else None
-        )
+        # compiled first, so that a filter that cannot compile changes nothing
+        predicate = compile_filters(spec.filters, spec.event) if spec.live else None
         self._versions[spec.trigger_id] = spec.sync_version
         removed = self._remove(spec.trigger_id)
-        if compiled is None:
+        if predicate is None:
             return removed
-        self._accounts.setdefault(spec.account_id.int, AccountIndex()).add(compiled)
+        self._accounts.setdefault(spec.account_id.int, AccountIndex()).add(spec, predicate)
         self._owner[spec.trigger_id] = spec.account_id
         return True
 

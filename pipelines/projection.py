@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pipelines.catalog import CONTACT_DELETED
@@ -16,6 +16,11 @@ class Contact:
     state: dict[str, Any] = field(default_factory=dict)
     deleted: bool = False
     event_ts: datetime | None = None
+
+    def copy(self) -> Contact:
+        """A copy a batch can change and throw away if it fails (apply() replaces nested
+        values, never mutates them in place)."""
+        return Contact(dict(self.state), self.deleted, self.event_ts)
 
     @property
     def tags(self) -> list[str]:
@@ -34,10 +39,13 @@ def is_contact_event(event_type: str) -> bool:
 def apply(contact: Contact, envelope: Envelope) -> bool:
     """Apply a contact.* event in place; False when it is older than what the state holds."""
     ts = utc(envelope.timestamp)
+    kind = envelope.event_type
+    if kind == CONTACT_DELETED and not contact.deleted:  # a deletion holds whatever its time
+        contact.deleted = True
+        return True
     if contact.event_ts is not None and ts < contact.event_ts:
         return False
     data = envelope.data
-    kind = envelope.event_type
     current = data.get("current_state")
     if kind == CONTACT_DELETED:
         contact.deleted = True
@@ -58,3 +66,19 @@ def apply(contact: Contact, envelope: Envelope) -> bool:
         contact.state["custom_fields"] = fields
     contact.event_ts = ts
     return True
+
+
+def date_fields(state: dict[str, Any]) -> dict[str, date]:
+    """The contact's ISO dates by field path (top level and custom_fields.*), for time triggers."""
+    found: dict[str, date] = {}
+    custom = state.get("custom_fields")
+    items = list(state.items())
+    if isinstance(custom, dict):
+        items += [(f"custom_fields.{k}", v) for k, v in custom.items()]
+    for name, value in items:
+        if isinstance(value, str) and len(value) >= 10 and value[4:5] == "-":
+            try:
+                found[name] = date.fromisoformat(value[:10])
+            except ValueError:
+                continue
+    return found

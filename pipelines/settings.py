@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipelines import errors
 from pipelines.catalog import TriggerEvent
+from pipelines.cron import parse_cron
 from pipelines.errors import ConfigError
 
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -23,18 +25,18 @@ def is_clock_time(value: object) -> bool:
 
 
 _PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+){0,3}$")
-_CRON_PART_RE = re.compile(r"^(\*|(\d+)(?:-(\d+))?)(?:/(\d+))?$")
-_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 
 _COMMON_KEYS = frozenset(
     {"enrollment_limit", "reenroll_cooldown_seconds", "respect_business_hours", "log_non_matches"}
 )
 _TIME_KEYS: dict[str, frozenset[str]] = {
-    "birthday": frozenset({"time_of_day", "catch_up_hours", "date_field"}),
-    "anniversary": frozenset({"time_of_day", "catch_up_hours", "date_field"}),
-    "scheduled_date": frozenset({"time_of_day", "catch_up_hours", "date_field", "offset_days"}),
+    "birthday": frozenset({"time_of_day", "catch_up_hours", "date_field", "timezone"}),
+    "anniversary": frozenset({"time_of_day", "catch_up_hours", "date_field", "timezone"}),
+    "scheduled_date": frozenset(
+        {"time_of_day", "catch_up_hours", "date_field", "offset_days", "timezone"}
+    ),
     "recurring_schedule": frozenset(
-        {"time_of_day", "catch_up_hours", "cron", "every", "days_of_week"}
+        {"time_of_day", "catch_up_hours", "cron", "every", "days_of_week", "timezone"}
     ),
 }
 
@@ -52,6 +54,7 @@ class TriggerSettings:
     cron: str | None = None
     every: int | None = None
     days_of_week: tuple[str, ...] | None = None
+    timezone: str | None = None  # instead of the account's, for contacts without their own
 
     def to_json(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if v is not None}
@@ -122,6 +125,8 @@ def _check_time(values: dict[str, Any], event: TriggerEvent, pointer: str) -> No
             errors.INVALID_SETTINGS, "time_of_day must be HH:MM (24-hour)", f"{pointer}/time_of_day"
         )
     _int_in(values, "catch_up_hours", 0, MAX_CATCH_UP_HOURS, pointer)
+    if "timezone" in values:
+        _check_zone(values["timezone"], f"{pointer}/timezone")
     if event.name == "birthday":
         values.setdefault("date_field", "birthday")
     if event.name in ("birthday", "anniversary", "scheduled_date"):
@@ -162,32 +167,23 @@ def _check_recurrence(values: dict[str, Any], pointer: str) -> None:
         )
 
 
+def _check_zone(name: object, pointer: str) -> None:
+    try:
+        ZoneInfo(name if isinstance(name, str) else "")
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            errors.INVALID_SETTINGS, f"timezone {name!r} is not an IANA timezone", pointer
+        ) from None
+
+
 def check_cron(expr: object, pointer: str) -> None:
-    """Structural check of a 5-field cron expression (minute hour day month weekday)."""
-    fields = expr.split() if isinstance(expr, str) else []
-    if len(fields) != 5:
+    """A 5-field cron expression (minute hour day month weekday) that parses."""
+    try:
+        parse_cron(expr if isinstance(expr, str) else "")
+    except ValueError as exc:
         raise ConfigError(
             errors.INVALID_SETTINGS,
-            "cron must have 5 fields: minute hour day month weekday",
+            f"cron {expr!r} is not valid: {exc} (5 fields: minute hour day month weekday; "
+            "values in range, ranges low-high, steps from 1)",
             pointer,
-        )
-    for text, (low, high) in zip(fields, _CRON_RANGES, strict=True):
-        if not all(_cron_part_ok(part, low, high) for part in text.split(",")):
-            raise ConfigError(
-                errors.INVALID_SETTINGS,
-                f"cron field '{text}' is not valid (values {low}-{high}, ranges low-high, "
-                "steps from 1)",
-                pointer,
-            )
-
-
-def _cron_part_ok(part: str, low: int, high: int) -> bool:
-    match = _CRON_PART_RE.match(part)
-    if match is None:
-        return False
-    first, last, step = match.group(2), match.group(3), match.group(4)
-    start = int(first) if first is not None else low
-    end = int(last) if last is not None else (start if first is not None else high)
-    if step is not None and not 1 <= int(step) <= high:
-        return False
-    return low <= start <= end <= high
+        ) from None

@@ -50,3 +50,13 @@ async def bump(conn: Conn, workflow_id: uuid.UUID) -> list[TriggerSpec]:
 async def all_specs(conn: Executor) -> list[TriggerSpec]:
     """Every trigger, live or not (dead ones seed the actors' stale-update guard)."""
     return [spec_from_row(r) for r in await conn.fetch(_SPEC_SELECT)]
+
+
+async def time_specs(conn: Executor) -> list[tuple[TriggerSpec, str]]:
+    """Live time triggers with their account's timezone."""
+    rows = await conn.fetch(
+        f"SELECT s.*, a.timezone FROM ({_SPEC_SELECT}) s JOIN accounts a ON a.id = s.account_id"
+        " WHERE s.live AND s.trigger_event = ANY($1::text[])",
+        ["birthday", "anniversary", "scheduled_date", "recurring_schedule"],
+    )
+    return [(spec_from_row(r), r["timezone"]) for r in rows]

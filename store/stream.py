@@ -7,11 +7,12 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 
-from pipelines.enrollment import ContactKey, Enrollment, Last, LogEntry, PairKey
-from pipelines.projection import Contact
+from pipelines.enrollment import BusinessHours, ContactKey, Enrollment, Last, LogEntry, PairKey
+from pipelines.projection import Contact, date_fields
 from store.db import Conn, Executor
 
 
@@ -69,6 +70,7 @@ async def write_batch(
     async with conn.transaction():
         if contacts:
             await _upsert_contacts(conn, contacts)
+            await _replace_dates(conn, contacts)
         inserted: dict[uuid.UUID, datetime] = {}
         if enrollments:
             inserted = await _insert_enrollments(conn, enrollments, shard_of)
@@ -97,6 +99,26 @@ async def _upsert_contacts(conn: Conn, contacts: dict[ContactKey, Contact]) -> N
     )
 
 
+async def _replace_dates(conn: Conn, contacts: dict[ContactKey, Contact]) -> None:
+    """Keep contact_dates equal to the dates in each changed contact's state."""
+    keys = list(contacts)
+    rows = [(a, c, name, day) for (a, c) in keys
+            for name, day in date_fields(contacts[(a, c)].state).items()]  # fmt: skip
+    await conn.execute(
+        "DELETE FROM contact_dates d USING unnest($1::uuid[], $2::uuid[]) AS k(a, c)"
+        " WHERE d.account_id = k.a AND d.contact_id = k.c",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    if rows:
+        await conn.execute(
+            "INSERT INTO contact_dates (account_id, contact_id, field, day, md)"
+            " SELECT a, c, f, d, (extract(month FROM d) * 100 + extract(day FROM d))::smallint"
+            " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::date[]) AS u(a, c, f, d)",
+            *_columns(rows, 4),
+        )
+
+
 async def _insert_enrollments(
     conn: Conn, enrollments: list[Enrollment], shard_of: dict[uuid.UUID, int]
 ) -> dict[uuid.UUID, datetime]:
@@ -111,8 +133,8 @@ async def _insert_enrollments(
         " $11::timestamptz[], $12::int[]) AS u(id, a, w, t, c, e, s, r, d, single, i, shard)"
         " ON CONFLICT DO NOTHING RETURNING id, account_id, enrolled_at),"
         " outbox AS (INSERT INTO enrollment_outbox (enrollment_id, shard)"
-        " SELECT added.id, u.shard FROM added JOIN unnest($1::uuid[], $12::int[]) AS u(id, shard)"
-        " ON u.id = added.id)"
+        " SELECT added.id, u.shard FROM added JOIN unnest($1::uuid[], $12::int[], $7::text[])"
+        " AS u(id, shard, s) ON u.id = added.id WHERE u.s = 'triggered')"
         " SELECT id, enrolled_at FROM added",
         [e.id for e in enrollments],
         [e.account_id for e in enrollments],
@@ -168,3 +190,22 @@ async def unpublished(
     )
     # asyncpg's UUID type is not one orjson knows: `default=str` writes it like uuid.UUID.
     return [(r["id"], orjson.dumps(dict(r), default=str)) for r in rows]
+
+
+async def load_business_hours(
+    conn: Executor, account_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, BusinessHours]:
+    rows = await conn.fetch(
+        "SELECT id, timezone, business_hours FROM accounts WHERE id = ANY($1::uuid[])",
+        list(account_ids),
+    )
+    return {r["id"]: BusinessHours(ZoneInfo(r["timezone"]), r["business_hours"]) for r in rows}
+
+
+async def known_accounts(conn: Executor, among: Iterable[uuid.UUID] | None) -> set[uuid.UUID]:
+    """The account ids that exist (all of them, or those `among` the given ones)."""
+    if among is None:
+        rows = await conn.fetch("SELECT id FROM accounts")
+    else:
+        rows = await conn.fetch("SELECT id FROM accounts WHERE id = ANY($1::uuid[])", list(among))
+    return {r["id"] for r in rows}

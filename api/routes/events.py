@@ -13,12 +13,11 @@ from api.guard import GuardedRoute
 from api.problems import PROBLEM_RESPONSES, ApiError
 from api.schemas import Accepted, EventIn
 from hairtrigger import names
-from pipelines import catalog, errors
+from pipelines import errors
+from pipelines.envelope import KNOWN_EVENT_TYPES
 from pipelines.sharding import shard_for
 
 router = APIRouter(tags=["events"], route_class=GuardedRoute, responses=PROBLEM_RESPONSES)
-
-_KNOWN_TYPES = frozenset(catalog.BY_EVENT_TYPE) | {catalog.CONTACT_DELETED}
 
 
 @router.post("/events", status_code=202, response_model=Accepted)
@@ -31,7 +30,7 @@ async def ingest(
     if not events or len(events) > limit:
         raise ApiError(400, errors.INVALID_EVENT, f"send between 1 and {limit} events")
     for i, event in enumerate(events):
-        if event.event_type not in _KNOWN_TYPES:
+        if event.event_type not in KNOWN_EVENT_TYPES:
             raise ApiError(
                 400,
                 errors.INVALID_EVENT,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
 
 from pipelines.catalog import BY_NAME, TRIGGER_EVENTS, UPDATE_EVENTS, TriggerEvent
-from pipelines.compiler import EventView, compile_filters, explain, normalize_key
+from pipelines.compiler import EventView, compile_filters, explain, normalize_key, required_leaves
+from pipelines.errors import ConfigError
 from pipelines.examples import REALISTIC
 from pipelines.filters import EMPTY, OPERATORS, Condition, Group, parse_filters, to_json
 
@@ -528,3 +529,55 @@ def test_explain_agrees_with_compiled_predicate_on_generated_cases(event: str) -
             json.dumps(tree, allow_nan=False)
             matched += verdict_
     assert 0 < matched < len(groups) * 25  # the generator exercises both outcomes
+
+
+# --- a residual predicate agrees with the whole one wherever its leaf holds -------------------
+
+
+def _outcome(predicate: Callable[[EventView], bool], view: EventView) -> object:
+    try:
+        return predicate(view)
+    except Exception as exc:  # both must raise alike
+        return type(exc)
+
+
+@pytest.mark.parametrize("event", [e.name for e in TRIGGER_EVENTS])
+def test_residual_agrees_with_the_whole_filter_where_its_leaf_holds(event: str) -> None:
+    """compile_filters(..., established=leaf) skips a required leaf; wherever that leaf holds,
+    it must give the whole filter's verdict, and it is shared by alike residuals."""
+    rng = random.Random(f"residual-{event}")
+    trigger_event = BY_NAME[event]
+    held = 0
+    for _ in range(60):
+        try:
+            group = parse_filters(_random_group(rng, trigger_event, 1), trigger_event)
+        except ConfigError:  # over the condition limit
+            continue
+        whole = compile_filters(group, trigger_event)
+        for leaf in required_leaves(group):
+            alone = compile_filters(Group("AND", (leaf,)), trigger_event)
+            residual = compile_filters(group, trigger_event, leaf)
+            assert residual is compile_filters(group, trigger_event, leaf)
+            for _ in range(25):
+                view = _random_view(rng, trigger_event)
+                if _outcome(alone, view) is True:
+                    held += 1
+                    assert _outcome(residual, view) == _outcome(whole, view), to_json(group)
+    assert held > 100
+
+
+def test_residual_drops_the_leaf_only_where_every_match_needs_it() -> None:
+    event = BY_NAME["form_submitted"]
+    pin = Condition("form_id", "equals", "a")
+    other = Condition("contact.score", "greater_than", 10)
+    nested = Group("AND", (Group("OR", (Group("AND", (pin,)),)), other))
+    assert list(required_leaves(nested)) == [pin, other]
+    rich, poor = EventView({}, {"score": 20}, {}), EventView({}, {"score": 5}, {})
+    residual = compile_filters(nested, event, pin)
+    assert residual(rich) is True
+    assert residual(poor) is False
+    assert compile_filters(Group("AND", (pin,)), event, pin)(poor) is True  # nothing left
+    either = Group("AND", (pin, Group("OR", (pin, other))))  # the same leaf, also optional
+    assert list(required_leaves(either)) == [pin]
+    assert compile_filters(either, event, pin)(poor) is False  # the OR still needs a side
+    assert compile_filters(either, event, pin)(EventView({"form_id": "a"}, {}, {})) is True

@@ -10,9 +10,11 @@ from uuid import UUID, uuid4
 import pytest
 
 from pipelines.catalog import BY_NAME, TRIGGER_EVENTS
-from pipelines.compiler import EventView
+from pipelines.compiler import EventView, compile_filters
 from pipelines.examples import REALISTIC, all_of, any_of, cond
+from pipelines.filters import Condition, to_json
 from pipelines.index import CompiledTrigger, TriggerIndex, TriggerSpec, spec_from_config
+from pipelines.keying import key_options
 from pipelines.triggers import validate_trigger
 
 ACCOUNT = UUID(int=1)
@@ -397,3 +399,59 @@ def test_candidates_include_every_matching_trigger(event: str) -> None:
         assert matching <= set(ids(found))
         pruned += len(every) - len(found)
     assert pruned > 0  # the keys did prune something
+
+
+# --- a candidate's check is its whole filter's verdict ----------------------------------------
+
+
+@pytest.mark.parametrize("event", [e.name for e in TRIGGER_EVENTS])
+def test_check_gives_the_whole_filters_verdict_on_every_candidate(event: str) -> None:
+    """A check may skip the leaf its lookup proved (equals / in, contains on a list), so it must
+    agree with the whole filter on every candidate returned for the same data and contact: with
+    text, numeric strings, case, lists, repeats, empties, and without a contact at all."""
+    rng = random.Random(f"check-{event}")
+    specs = [spec(event, _random_filters(rng, event)) for _ in range(80)]
+    index = index_of(*specs)
+    trigger_event = BY_NAME[event]
+    own = [f for f in trigger_event.fields if not f.endswith(("_state", "_data"))]
+    residual = 0
+    for _ in range(150):
+        data = _random_doc(rng, own)
+        contact = _random_doc(rng, ["tags", "status", "custom_fields.region"])
+        given = None if rng.random() < 0.1 else contact  # then contact-keyed ones use the whole
+        previous = contact if rng.random() < 0.3 else _random_doc(rng, ["status", "tags"])
+        view = EventView(data, contact, previous)
+        for candidate in index.candidates(ACCOUNT, trigger_event.event_type, data, given):
+            whole = compile_filters(candidate.spec.filters, trigger_event)
+            assert candidate.check(view) is whole(view), to_json(candidate.spec.filters)
+            filed = index.get(candidate.spec.trigger_id)
+            assert filed is not None
+            residual += candidate is filed and _established(filed) is not None
+    assert residual > 0  # residual checks did run
+
+
+def _established(trigger: CompiledTrigger) -> Condition | None:
+    options = key_options(trigger.spec.filters, trigger.spec.event)
+    chosen = [o for o in options if o.slot == trigger.slot and o.keys == trigger.keys]
+    return chosen[0].established if chosen else None
+
+
+def test_triggers_pinned_alike_share_their_residual_check() -> None:
+    """The lookup proves the pinned leaf, so what is left to check is shared (memory, caches)."""
+    extra = cond("contact.status", "equals", "customer")
+    a, b = spec("form_submitted", form("a", extra)), spec("form_submitted", form("b", extra))
+    bare = spec("form_submitted", form("c"))
+    index = index_of(a, b, bare)
+    first, second, third = (_filed(index, one) for one in (a, b, bare))
+    assert first.check is second.check
+    customer, lead = EventView({}, {"status": "customer"}, {}), EventView({}, {"status": "x"}, {})
+    assert first.check(customer) is True
+    assert first.check(lead) is False
+    assert third.check(lead) is True  # nothing left to check
+    assert first.predicate(customer) is False  # the whole filter still wants form_id a
+
+
+def _filed(index: TriggerIndex, one: TriggerSpec) -> CompiledTrigger:
+    trigger = index.get(one.trigger_id)
+    assert trigger is not None
+    return trigger

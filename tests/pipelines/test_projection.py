@@ -53,3 +53,12 @@ def test_sharding_spreads_shards_over_partitions() -> None:
     owned = [shards_of(p, 8, 3) for p in range(3)]
     assert sorted(s for part in owned for s in part) == list(range(8))
     assert all(partition_for(s, 3) == p for p, part in enumerate(owned) for s in part)
+
+
+def test_a_deletion_holds_even_if_it_is_older() -> None:
+    """REQ-N-004: a late-arriving contact.deleted still deletes."""
+    c = Contact()
+    apply(c, env("contact.updated", T0, current_state={"status": "customer"}))
+    assert apply(c, env("contact.deleted", T0 - timedelta(minutes=5)))
+    assert c.deleted
+    assert c.state == {"status": "customer"}

@@ -95,3 +95,13 @@ def test_null_settings_mean_the_default() -> None:
     )
     assert settings.catch_up_hours == 24
     assert settings.offset_days == 0
+
+
+def test_time_trigger_timezone_setting_is_checked() -> None:
+    ok = parse_settings({"timezone": "Asia/Tokyo"}, BY_NAME["birthday"])
+    assert ok.timezone == "Asia/Tokyo"
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"timezone": "Mars/Olympus"}, BY_NAME["birthday"])
+    assert caught.value.pointer == "/settings/timezone"
+    with pytest.raises(ConfigError):
+        parse_settings({"timezone": "UTC"}, BY_NAME["tag_added"])

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import ray
 
 from actors.client import Partitions
 from actors.partition import NAMESPACE
+from actors.scheduler import SchedulerConfig
 from api.app import create_app
 from hairtrigger.config import Settings
 from hairtrigger.meta import publish_shards
+from hairtrigger.runtime import start_scheduler
 from tests.conftest import Db, Tenant, serve, tenant_factory
 
 PARTITIONS = 2
@@ -50,3 +53,16 @@ def live_api_url(settings: Settings, partitions: Partitions) -> Iterator[str]:
 def live_tenant(db_sync: Db, live_api_url: str) -> Iterator[Callable[..., Tenant]]:
     """Like `tenant`, against the API whose changes reach the partition actors."""
     yield from tenant_factory(db_sync, live_api_url)
+
+
+@pytest.fixture(scope="session")
+def scheduler(ray_session: None, settings: Settings, partitions: Partitions) -> Iterator[Any]:
+    """The scheduler actor with no clock of its own: tests call tick(now) with the time."""
+    assert settings.database_url is not None
+    assert settings.redis_url is not None
+    config = SchedulerConfig(partitions.shards, settings.database_url, settings.redis_url,
+                             batch=10, autorun=False)  # fmt: skip
+    handle = start_scheduler(config)
+    yield handle
+    ray.get(handle.stop.remote())
+    ray.kill(handle, no_restart=True)

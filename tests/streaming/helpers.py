@@ -136,3 +136,17 @@ def active_workflow(
         moved = client.patch(f"/workflows/{workflow['id']}", json={"status": "paused"})
         assert moved.status_code == 200, moved.text
     return workflow, trigger.json()
+
+
+def tenants_on_shards(
+    make: Callable[..., Any], streams: Streams, want: Callable[[int, int], bool], tries: int = 40
+) -> tuple[Any, Any]:
+    """Two new tenants whose shards (a, b) satisfy `want(a, b)`."""
+    first = make()
+    shard = streams.shards
+    a = shard_for(first.account_id, shard)
+    for _ in range(tries):
+        second = make()
+        if want(a, shard_for(second.account_id, shard)):
+            return first, second
+    raise AssertionError("no pair of accounts on the wanted shards")

@@ -18,6 +18,7 @@ import ray
 import redis
 
 from actors.client import Partitions
+from actors.consumer import GROUP
 from hairtrigger import embedded, names
 from pipelines.examples import all_of, cond
 from store import config_sync
@@ -27,6 +28,7 @@ from tests.streaming.helpers import (
     active_workflow,
     enrollments,
     event,
+    tenants_on_shards,
     wait_until,
 )
 
@@ -130,13 +132,11 @@ def test_postgres_outage_is_retried_and_nothing_is_lost(
 ) -> None:
     t = live_tenant()
     active_workflow(t.client, "contact", "tag_added", HOT, MULTIPLE)
-    sent = hot_events(t.account_id, 300)
+    sent = hot_events(t.account_id, 6000)
     name = database_url.rsplit("/", 1)[1].split("?")[0]
-    blocker = threading.Thread(target=_block_database, args=(Db(services.database_url), name, 3))
-    blocker.start()
-    time.sleep(0.3)
     streams.send(sent)
-    blocker.join()
+    wait_until(lambda: enrollments(db_sync, t.account_id), "the first enrollments")
+    _block_database(Db(services.database_url), name, 3)  # while batches are in flight
     streams.wait_drained()
     rows = enrollments(db_sync, t.account_id)
     assert sorted(str(r["event_id"]) for r in rows) == sorted(e["event_id"] for e in sent)
@@ -254,3 +254,96 @@ def test_an_entry_that_keeps_failing_is_dead_lettered_after_max_deliveries(
 
 def _json_with_big_int(body: dict[str, object]) -> bytes:
     return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize("change", ["delete trigger", "delete workflow", "deactivate", "pause"])
+def test_read_your_writes_after_every_kind_of_change(
+    live_tenant: MakeTenant, streams: Streams, db_sync: Db, change: str
+) -> None:
+    """After the change returns, an event sent at once no longer enrolls."""
+    t = live_tenant()
+    workflow, trigger = active_workflow(t.client, "contact", "tag_added", HOT, MULTIPLE)
+    url = f"/workflows/{workflow['id']}"
+    if change == "delete trigger":
+        response = t.client.delete(f"{url}/trigger/{trigger['id']}")
+    elif change == "delete workflow":
+        response = t.client.delete(url)
+    elif change == "deactivate":
+        body = {"trigger_type": "contact", "trigger_event": "tag_added", "filters": HOT,
+                "settings": MULTIPLE, "is_active": False}  # fmt: skip
+        response = t.client.put(f"{url}/trigger/{trigger['id']}", json=body)
+    else:
+        response = t.client.patch(url, json={"status": "paused"})
+    assert response.is_success, response.text
+    streams.send(hot_events(t.account_id, 3))
+    streams.wait_drained()
+    assert enrollments(db_sync, t.account_id) == []
+
+
+def test_enrollments_reach_the_stream_once_after_publishing_failed(
+    live_tenant: MakeTenant, streams: Streams, db_sync: Db
+) -> None:
+    """The XADD after commit fails (the stream key holds the wrong type): committed enrollments
+    wait in the outbox and are published once the stream works again."""
+    t = live_tenant()
+    active_workflow(t.client, "contact", "tag_added", HOT, MULTIPLE)
+    saved = streams.client.rename(names.ENROLLMENTS_STREAM, "saved-enrollments") if (
+        streams.client.exists(names.ENROLLMENTS_STREAM)) else None  # fmt: skip
+    streams.client.set(names.ENROLLMENTS_STREAM, "not a stream")
+    try:
+        streams.send(hot_events(t.account_id, 20))
+        wait_until(lambda: len(enrollments(db_sync, t.account_id)) == 20, "20 enrollments")
+    finally:
+        streams.client.delete(names.ENROLLMENTS_STREAM)
+        if saved:
+            streams.client.rename("saved-enrollments", names.ENROLLMENTS_STREAM)
+    streams.wait_drained()
+    wait_until(lambda: len(streams.enrollments(t.account_id)) >= 20, "the outbox to publish")
+    published = [p["id"] for p in streams.enrollments(t.account_id)]
+    assert sorted(published) == sorted(str(r["id"]) for r in enrollments(db_sync, t.account_id))
+
+
+def test_one_bad_entry_does_not_take_good_ones_of_other_shards_with_it(
+    live_tenant: MakeTenant, streams: Streams, db_sync: Db
+) -> None:
+    """Two shards of one partition: the poison on one is retried alone."""
+    a, b = tenants_on_shards(live_tenant, streams,
+                             lambda x, y: x != y and x % 2 == y % 2)  # fmt: skip
+    for t in (a, b):
+        active_workflow(t.client, "contact", "tag_added", HOT, MULTIPLE)
+    poison = event(a.account_id, "contact.tag_added", tag="hot", score=2**64)
+    poison_entry = streams.send_raw(a.account_id, {names.EVENT_FIELD: _json_with_big_int(poison)})
+    good = hot_events(b.account_id, 5)
+    streams.send(good)
+    streams.wait_drained()
+    assert sorted(str(r["event_id"]) for r in enrollments(db_sync, b.account_id)) == sorted(
+        e["event_id"] for e in good
+    )
+    dead = {d["entry_id"].decode() for d in streams.dead_letters()}
+    assert poison_entry in dead
+    assert not {e["event_id"] for e in good} & {d["event"].decode() for d in streams.dead_letters()}
+
+
+def test_events_of_an_unknown_account_are_dead_lettered_at_once(
+    streams: Streams, db_sync: Db
+) -> None:
+    stranger = uuid.uuid4()
+    entry = streams.send_raw(stranger, {names.EVENT_FIELD: orjson.dumps(
+        event(stranger, "contact.tag_added", tag="hot"))})  # fmt: skip
+    streams.wait_drained()
+    dead = {d["entry_id"].decode(): d["reason"].decode() for d in streams.dead_letters()}
+    assert dead[entry] == f"unknown account_id {stranger}"
+
+
+def test_an_entry_trimmed_before_processing_is_reported(
+    live_tenant: MakeTenant, streams: Streams
+) -> None:
+    """Delivered to a consumer that vanished, then trimmed: the claim reports it."""
+    t = live_tenant()
+    name = streams.stream_of(t.account_id)
+    entry = streams.send_raw(t.account_id, {names.EVENT_FIELD: b"{}"})
+    streams.client.xreadgroup(GROUP, "ghost", {name: ">"}, count=100)
+    streams.client.xdel(name, entry)
+    wait_until(lambda: entry in {d["entry_id"].decode() for d in streams.dead_letters()},
+               "the claim to report the trimmed entry", timeout=30)  # fmt: skip
+    streams.wait_drained()

@@ -47,6 +47,26 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
 ]  # fmt: skip
 
 
+def test_changed_from_on_contact_updates(
+    live_tenant: MakeTenant, streams: Streams, db_sync: Db
+) -> None:
+    t = live_tenant()
+    filters = {"logic": "AND", "conditions": [
+        {"field": "contact.status", "operator": "changed_from", "value": "trial"}]}  # fmt: skip
+    active_workflow(t.client, "contact", "contact_updated", filters)
+    left, stayed, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    streams.send([
+        event(t.account_id, "contact.updated", left, previous_state={"status": "Trial"},
+              current_state={"status": "customer"}),
+        event(t.account_id, "contact.updated", stayed, previous_state={"status": "trial"},
+              current_state={"status": "trial"}),
+        event(t.account_id, "contact.updated", other, previous_state={"status": "lead"},
+              current_state={"status": "customer"}),
+    ])  # fmt: skip
+    streams.wait_drained()
+    assert [r["contact_id"] for r in enrollments(db_sync, t.account_id)] == [left]
+
+
 @pytest.mark.parametrize(
     ("trigger_event", "event_type", "hit", "miss"), CASES, ids=[c[0] for c in CASES]
 )
@@ -61,6 +81,7 @@ def test_category_fires_and_near_miss_does_not(
 ) -> None:
     t = live_tenant()
     trigger_type, filters, settings = REALISTIC[trigger_event]
+    settings = {**settings, "respect_business_hours": False}  # not the time of day's business
     workflow, trigger = active_workflow(t.client, trigger_type, trigger_event, filters, settings)
     hit_contact, miss_contact = uuid.uuid4(), uuid.uuid4()
     fired = event(t.account_id, event_type, hit_contact, **hit)

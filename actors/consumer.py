@@ -1,0 +1,136 @@
+"""The Redis side of a partition: reading its shards through the consumer group, dead letters,
+acknowledgements, claiming abandoned entries, publishing enrollments."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from hairtrigger import names
+from pipelines.envelope import Rejected
+
+log = logging.getLogger(__name__)
+
+GROUP = names.CONSUMER_GROUP
+Entry = tuple[str, str, dict[bytes, bytes] | None]  # (stream, entry id, fields)
+
+
+class StreamConsumer:
+    def __init__(
+        self, redis: Redis, consumer: str, streams: list[str], max_deliveries: int
+    ) -> None:
+        self.redis, self.consumer, self.streams = redis, consumer, streams
+        self.max_deliveries = max_deliveries
+        self.dead_lettered = 0
+
+    async def ensure_groups(self) -> None:
+        """Consumer groups start at the beginning: events written before the first start count."""
+        for name in self.streams:
+            try:
+                await self.redis.xgroup_create(name, GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def read(
+        self, start: str, count: int, block: int | None, streams: list[str] | None = None
+    ) -> list[Entry]:
+        """New entries (`start` ">") or this consumer's pending ones ("0")."""
+        reply: Any = await self.redis.xreadgroup(
+            GROUP, self.consumer, {s: start for s in streams or self.streams}, count=count,
+            block=block,
+        )  # fmt: skip
+        entries: list[Entry] = []
+        for name, items in reply or []:
+            stream_name = name.decode() if isinstance(name, bytes) else name
+            for entry_id, fields in items:
+                entries.append((stream_name, entry_id.decode(), fields or None))
+        return entries
+
+    async def read_pending(
+        self, count: int, streams: list[str] | None = None
+    ) -> tuple[list[Entry], bool]:
+        """Own entries delivered before and never acknowledged, minus those delivered too often
+        (dead-lettered instead). The flag says whether anything was pending at all."""
+        entries = await self.read("0", count, None, streams)
+        if not entries:
+            return [], False
+        over = await self._over_delivered({(s, i) for s, i, _ in entries})
+        if over:
+            reason = f"delivered more than {self.max_deliveries} times without success"
+            await self.dead_letter([
+                Rejected(s, i, (f or {}).get(names.EVENT_FIELD.encode(), b""), reason)
+                for s, i, f in entries if (s, i) in over
+            ])  # fmt: skip
+            entries = [e for e in entries if (e[0], e[1]) not in over]
+        return entries, True
+
+    async def _over_delivered(self, wanted: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        over: set[tuple[str, str]] = set()
+        for name in {s for s, _ in wanted}:
+            pending: Any = await self.redis.xpending_range(
+                name, GROUP, min="-", max="+", count=len(wanted), consumername=self.consumer
+            )
+            for item in pending:
+                entry_id = item["message_id"]
+                entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                delivered = int(item["times_delivered"])
+                if (name, entry_id) in wanted and delivered > self.max_deliveries:
+                    over.add((name, entry_id))
+        return over
+
+    async def dead_letter(self, rejected: list[Rejected]) -> None:
+        """To the DLQ with the reason, then acknowledged at once (a later failure of the batch
+        must not write them twice)."""
+        if not rejected:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for r in rejected:
+                fields: dict[Any, Any] = {"reason": r.reason, "stream": r.stream}
+                fields.update({"entry_id": r.entry_id, names.EVENT_FIELD: r.raw})
+                pipe.xadd(names.DLQ_STREAM, fields)
+            await pipe.execute()
+        await self.ack((r.stream, r.entry_id) for r in rejected)
+        self.dead_lettered += len(rejected)
+        for r in rejected:
+            log.warning(
+                "%s: dead-lettered %s %s: %s", self.consumer, r.stream, r.entry_id, r.reason
+            )
+
+    async def ack(self, ids: Iterable[tuple[str, str]]) -> None:
+        by_stream: dict[str, list[str]] = {}
+        for name, entry_id in ids:
+            by_stream.setdefault(name, []).append(entry_id)
+        if not by_stream:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name, entry_ids in by_stream.items():
+                pipe.xack(name, GROUP, *entry_ids)
+            await pipe.execute()
+
+    async def publish(self, payloads: list[bytes]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for payload in payloads:
+                pipe.xadd(names.ENROLLMENTS_STREAM, {names.ENROLLMENT_FIELD: payload})
+            await pipe.execute()
+
+    async def claim_abandoned(self, idle_ms: int) -> bool:
+        """Take over entries idle too long on consumers that are gone. Entries whose data was
+        trimmed away before anyone processed them are dead-lettered. True if any were claimed."""
+        claimed = False
+        for name in self.streams:
+            reply: Any = await self.redis.xautoclaim(
+                name, GROUP, self.consumer, idle_ms, "0-0", count=100
+            )
+            claimed = claimed or bool(reply[1])
+            gone = reply[2] if len(reply) > 2 else []
+            await self.dead_letter([
+                Rejected(name, g.decode() if isinstance(g, bytes) else g, b"",
+                         "entry trimmed from the stream before it was processed")
+                for g in gone
+            ])  # fmt: skip
+        return claimed

@@ -1,0 +1,319 @@
+"""The scheduler: plans time-trigger occurrences, emits them as time.* events into the shards,
+and releases enrollments queued for business hours. `SchedulerWorker.tick(now)` does one round
+with any clock; the Ray actor runs it every few seconds with the real one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import asyncpg
+import orjson
+import ray
+from redis.asyncio import Redis
+
+from hairtrigger import names
+from hairtrigger.logs import configure as configure_logging
+from hairtrigger.redis_clients import async_client
+from pipelines.index import TriggerSpec
+from pipelines.schedule import Occurrence, date_occurrences, schedule_occurrences
+from pipelines.sharding import shard_for
+from pipelines.time_events import lookup_keys, time_event, zone
+from store import config_sync, db, stream
+from store import schedule as store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+SCHEDULER_NAME = "scheduler"
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    shards: int
+    database_url: str
+    redis_url: str
+    tick_s: float = 5.0
+    plan_every_s: float = 300.0
+    plan_ahead: timedelta = timedelta(hours=36)
+    batch: int = 5000
+    autorun: bool = True  # False: only explicit tick(now) calls (tests with a fake clock)
+
+
+@dataclass(slots=True)
+class Counters:
+    emitted: int = 0
+    skipped: int = 0
+    stale: int = 0
+    released: int = 0
+    ticks: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+class SchedulerWorker:
+    def __init__(self, config: SchedulerConfig) -> None:
+        self.config = config
+        self.counters = Counters()
+        self._pool: asyncpg.Pool | None = None
+        self._redis: Redis | None = None
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        self._pool = await db.create_pool(self.config.database_url, 1, 4)
+        self._redis = async_client(self.config.redis_url)
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.tick(datetime.now(UTC))
+            except Exception as exc:  # servers away: the next tick tries again
+                log.warning("scheduler tick failed (%s: %s)", type(exc).__name__, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.config.tick_s)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    # -- one round -----------------------------------------------------------------------
+
+    async def tick(self, now: datetime, max_batches: int | None = None) -> dict[str, Any]:
+        """Plan, emit what is due by `now`, release queued enrollments. `max_batches` stops
+        emission early (as a crash would); the next tick carries on."""
+        pool = self._need_pool()
+        triggers = {spec.trigger_id: (spec, tz) for spec, tz in await config_sync.time_specs(pool)}
+        for spec, account_tz in triggers.values():
+            tz = spec.settings.timezone or account_tz
+            if spec.event.name == "recurring_schedule":
+                await self._plan_runs(spec, tz, now)
+            else:
+                await self._plan_dates(spec, tz, now)
+        budget = [max_batches if max_batches is not None else 1_000_000]
+        await self._emit_agenda(triggers, now, budget)
+        await self._emit_runs(triggers, now, budget)
+        await self._release(now)
+        self.counters.ticks += 1
+        return self.stats()
+
+    def _need_pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, "start() first"
+        return self._pool
+
+    def _window(
+        self, spec: TriggerSpec, now: datetime, mark: datetime | None
+    ) -> tuple[datetime, datetime | None]:
+        """Where planning starts, and up to where occurrences are too old to catch up (None:
+        nothing was missed)."""
+        catch_up = timedelta(hours=spec.settings.catch_up_hours or 24)
+        if mark is None:  # a new trigger fires from now on, nothing retroactive
+            return now, None
+        if mark < now:  # the scheduler was away: catch up what is young enough
+            oldest = now - catch_up
+            return (max(mark, oldest), oldest if mark < oldest else None)
+        return now - timedelta(seconds=2 * self.config.plan_every_s), None
+
+    async def _plan_dates(self, spec: TriggerSpec, account_tz: str, now: datetime) -> None:
+        pool = self._need_pool()
+        state = await store.watermark(pool, spec.trigger_id)
+        mark = state[0] if state else None
+        recent = state is not None and state[1] > now - timedelta(seconds=self.config.plan_every_s)
+        if recent and mark is not None and mark > now:
+            return  # planned recently and far enough ahead
+        start, too_old = self._window(spec, now, mark)
+        horizon = now + self.config.plan_ahead
+        field = spec.settings.date_field or "birthday"
+        if too_old is not None and mark is not None:
+            await self._log_missed_dates(spec, account_tz, field, mark, too_old)
+        keys = lookup_keys(spec, start, horizon)
+        rows = []
+        for contact_id, day, tz in await store.dated_contacts(pool, spec.account_id, field, **keys):
+            for o in date_occurrences(spec.event.name, day, spec.settings, zone(tz, account_tz),
+                                      start, horizon):  # fmt: skip
+                rows.append((spec.trigger_id, contact_id, o.key, spec.account_id, field, day, o.at))
+        await store.add_agenda(pool, rows)
+        await store.set_watermark(pool, spec.trigger_id, horizon, now)
+
+    async def _log_missed_dates(
+        self, spec: TriggerSpec, account_tz: str, field: str, start: datetime, end: datetime
+    ) -> None:
+        pool = self._need_pool()
+        keys = lookup_keys(spec, start, end)
+        missed = []
+        for contact_id, day, tz in await store.dated_contacts(pool, spec.account_id, field, **keys):
+            for o in date_occurrences(spec.event.name, day, spec.settings, zone(tz, account_tz),
+                                      start, end):  # fmt: skip
+                missed.append(_skip_row(spec, contact_id, o))
+        await store.log_skipped(pool, missed)
+        self._count_skips(spec, len(missed))
+
+    def _count_skips(self, spec: TriggerSpec, n: int) -> None:
+        if n:
+            self.counters.skipped += n
+            log.warning("trigger %s: %d occurrence(s) older than catch_up_hours skipped",
+                        spec.trigger_id, n)  # fmt: skip
+
+    async def _plan_runs(self, spec: TriggerSpec, account_tz: str, now: datetime) -> None:
+        pool = self._need_pool()
+        state = await store.watermark(pool, spec.trigger_id)
+        mark = state[0] if state else None
+        start, too_old = self._window(spec, now, mark)
+        if mark is not None and mark >= now:
+            return
+        tz = zone(None, account_tz)
+        if too_old is not None and mark is not None:
+            missed = schedule_occurrences(spec.settings, tz, mark, too_old)
+            await store.log_skipped(pool, [_skip_row(spec, None, o) for o in missed])
+            self._count_skips(spec, len(missed))
+        due = schedule_occurrences(spec.settings, tz, start, now)
+        await store.add_runs(pool, [(spec.trigger_id, o.key, spec.account_id, o.at) for o in due])
+        await store.set_watermark(pool, spec.trigger_id, now, now)
+
+    # -- emission ------------------------------------------------------------------------
+
+    async def _emit_agenda(
+        self, triggers: dict[Any, tuple[TriggerSpec, str]], now: datetime, budget: list[int]
+    ) -> None:
+        pool = self._need_pool()
+        while budget[0] > 0:
+            rows = await store.due_agenda(pool, now, self.config.batch)
+            if not rows:
+                return
+            budget[0] -= 1
+            events, emitted, skipped, stale, logs = [], [], [], [], []
+            for r in rows:
+                key = (r["trigger_id"], r["contact_id"], r["occurrence"])
+                found = triggers.get(r["trigger_id"])
+                if found is None or r["deleted"] or r["current_day"] != r["day"]:
+                    stale.append(key)  # paused, deleted contact, or the date has changed
+                    continue
+                spec = found[0]
+                occurrence = Occurrence(r["occurrence"], r["due_at"])
+                if r["due_at"] < now - timedelta(hours=spec.settings.catch_up_hours or 24):
+                    skipped.append(key)
+                    logs.append(_skip_row(spec, r["contact_id"], occurrence))
+                    continue
+                events.append(time_event(spec, r["contact_id"], occurrence, r["field"]))
+                emitted.append(key)
+            await self._xadd(events)
+            await store.log_skipped(pool, logs)
+            for status, keys in (("emitted", emitted), ("skipped", skipped), ("stale", stale)):
+                await store.mark_agenda(pool, keys, status)
+            self._count(events, len(skipped), len(stale))
+
+    async def _emit_runs(
+        self, triggers: dict[Any, tuple[TriggerSpec, str]], now: datetime, budget: list[int]
+    ) -> None:
+        """Each due occurrence of a recurring schedule: an event for every live contact, a page
+        at a time, the cursor saved after each page."""
+        pool = self._need_pool()
+        for run in await store.due_runs(pool, now):
+            found = triggers.get(run["trigger_id"])
+            if found is None:
+                await store.advance_run(pool, run["trigger_id"], run["occurrence"], None, "skipped")
+                continue
+            spec, occurrence = found[0], Occurrence(run["occurrence"], run["due_at"])
+            cursor = run["cursor"]
+            while budget[0] > 0:
+                budget[0] -= 1
+                page = await store.contacts_after(pool, spec.account_id, cursor, self.config.batch)
+                events = [time_event(spec, c, occurrence, None) for c in page]
+                await self._xadd(events)
+                cursor = page[-1] if page else cursor
+                done = len(page) < self.config.batch
+                status = "done" if done else "pending"
+                await store.advance_run(pool, spec.trigger_id, occurrence.key, cursor, status)
+                self._count(events, 0, 0)
+                if done:
+                    break
+
+    async def _xadd(self, events: list[dict[str, Any]]) -> None:
+        if not events:
+            return
+        assert self._redis is not None
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for e in events:
+                stream_name = names.events_stream(shard_for(e["account_id"], self.config.shards))
+                pipe.xadd(stream_name, {names.EVENT_FIELD: orjson.dumps(e)})
+            await pipe.execute()
+
+    def _count(self, events: list[dict[str, Any]], skipped: int, stale: int) -> None:
+        c = self.counters
+        c.emitted += len(events)
+        c.skipped += skipped
+        c.stale += stale
+        for e in events:
+            c.by_kind[e["event_type"]] = c.by_kind.get(e["event_type"], 0) + 1
+
+    async def _release(self, now: datetime) -> None:
+        """Queued enrollments whose opening time has come: triggered, published once."""
+        pool = self._need_pool()
+        async with pool.acquire() as conn, conn.transaction():
+            released = await store.release_queued(conn, now, 10_000)
+            shards = [(i, shard_for(a, self.config.shards)) for i, a, _ in released]
+            await store.add_outbox(conn, shards)
+        if released:
+            assert self._redis is not None
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for _, _, payload in released:
+                    pipe.xadd(names.ENROLLMENTS_STREAM, {names.ENROLLMENT_FIELD: payload})
+                await pipe.execute()
+            await stream.mark_published(pool, [i for i, _, _ in released])
+            self.counters.released += len(released)
+
+    def stats(self) -> dict[str, Any]:
+        c = self.counters
+        return {"ticks": c.ticks, "emitted": c.emitted, "skipped": c.skipped, "stale": c.stale,
+                "released": c.released, "by_kind": dict(c.by_kind)}  # fmt: skip
+
+
+def _skip_row(spec: TriggerSpec, contact_id: Any, occurrence: Occurrence) -> tuple[Any, ...]:
+    details = {"occurrence": occurrence.key, "due_at": occurrence.at.isoformat()}
+    return (spec.account_id, spec.workflow_id, spec.trigger_id, contact_id,
+            spec.event.event_type, details)  # fmt: skip
+
+
+@ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)
+class SchedulerActor:
+    """The scheduler as a named, restartable Ray actor; its loop starts at construction."""
+
+    def __init__(self, config: SchedulerConfig) -> None:
+        configure_logging()
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, daemon=True, name="scheduler").start()
+        self._worker = SchedulerWorker(config)
+        self._call(self._worker.start())
+        self._running = (
+            asyncio.run_coroutine_threadsafe(self._worker.run(), self._loop)
+            if config.autorun else None
+        )  # fmt: skip
+
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = 300) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def tick(self, now: str, max_batches: int | None = None) -> dict[str, Any]:
+        return self._call(self._worker.tick(datetime.fromisoformat(now), max_batches))
+
+    def stats(self) -> dict[str, Any]:
+        return self._worker.stats()
+
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+    def stop(self) -> bool:
+        self._call(self._worker.stop())
+        if self._running is not None:
+            self._running.result(timeout=60)
+        self._call(self._worker.close())
+        return True
