@@ -67,7 +67,11 @@ def as_when(value: Any) -> tuple[datetime, bool] | None:
         value, is_date = datetime.combine(value, time()), True
     if not isinstance(value, datetime):
         return None
-    return (value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)), is_date
+    try:
+        naive = value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:  # e.g. year 1 with a positive offset: no such instant in UTC
+        return None
+    return naive, is_date
 
 
 def as_text(value: Any) -> str | None:

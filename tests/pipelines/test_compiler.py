@@ -14,6 +14,7 @@ from pipelines.compiler import EventView, compile_filters, explain, normalize_ke
 from pipelines.errors import ConfigError
 from pipelines.examples import REALISTIC
 from pipelines.filters import EMPTY, OPERATORS, Condition, Group, parse_filters, to_json
+from pipelines.triggers import validate_trigger
 
 MISSING = object()
 
@@ -581,3 +582,14 @@ def test_residual_drops_the_leaf_only_where_every_match_needs_it() -> None:
     assert list(required_leaves(either)) == [pin]
     assert compile_filters(either, event, pin)(poor) is False  # the OR still needs a side
     assert compile_filters(either, event, pin)(EventView({"form_id": "a"}, {}, {})) is True
+
+
+def test_a_date_beyond_the_calendar_in_utc_is_not_a_date() -> None:
+    """'0001-01-01T00:00:00+05:00' has no UTC instant: compared as not-a-date, no error."""
+    config = validate_trigger(
+        "contact", "contact_updated",
+        {"conditions": [{"field": "contact.renewal", "operator": "greater_than",
+                         "value": "2026-01-01"}]}, None,
+    )  # fmt: skip
+    predicate = compile_filters(config.filters, config.event)
+    assert predicate(EventView({}, {"renewal": "0001-01-01T00:00:00+05:00"}, {})) is False
