@@ -19,9 +19,9 @@ from store.db import Conn, Executor
 async def load_contacts(conn: Executor, keys: Iterable[ContactKey]) -> dict[ContactKey, Contact]:
     accounts, contacts = _columns(keys, 2)
     rows = await conn.fetch(
-        "SELECT c.account_id, c.contact_id, c.state, c.deleted, c.event_ts FROM contacts c"
-        " JOIN unnest($1::uuid[], $2::uuid[]) AS k(a, c) ON c.account_id = k.a"
-        " AND c.contact_id = k.c",
+        "SELECT k.a AS account_id, k.c AS contact_id, c.state, c.deleted, c.event_ts"
+        " FROM unnest($1::uuid[], $2::uuid[]) AS k(a, c) CROSS JOIN LATERAL (SELECT state,"
+        " deleted, event_ts FROM contacts WHERE account_id = k.a AND contact_id = k.c) c",
         accounts,
         contacts,
     )
@@ -34,12 +34,14 @@ async def load_contacts(conn: Executor, keys: Iterable[ContactKey]) -> dict[Cont
 async def load_history(conn: Executor, pairs: Iterable[PairKey]) -> dict[PairKey, Last]:
     """The latest enrollment of each (account, workflow, contact)."""
     accounts, workflows, contacts = _columns(pairs, 3)
+    # One index probe per pair (LATERAL ... LIMIT 1): the plan cannot turn into a scan of
+    # all enrollments when the table's statistics are stale.
     rows = await conn.fetch(
-        "SELECT DISTINCT ON (e.account_id, e.workflow_id, e.contact_id) e.account_id,"
-        " e.workflow_id, e.contact_id, e.event_id, e.enrolled_at FROM workflow_enrollments e"
-        " JOIN unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS k(a, w, c)"
-        " ON e.account_id = k.a AND e.workflow_id = k.w AND e.contact_id = k.c"
-        " ORDER BY e.account_id, e.workflow_id, e.contact_id, e.enrolled_at DESC",
+        "SELECT k.a AS account_id, k.w AS workflow_id, k.c AS contact_id, e.event_id,"
+        " e.enrolled_at FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS k(a, w, c)"
+        " CROSS JOIN LATERAL (SELECT event_id, enrolled_at FROM workflow_enrollments"
+        " WHERE account_id = k.a AND contact_id = k.c AND workflow_id = k.w"
+        " ORDER BY enrolled_at DESC LIMIT 1) e",
         accounts,
         workflows,
         contacts,

@@ -95,7 +95,9 @@ CREATE TABLE workflow_enrollments (
     UNIQUE (account_id, workflow_id, contact_id, event_id)
 );
 CREATE INDEX workflow_enrollments_workflow ON workflow_enrollments (account_id, workflow_id, enrolled_at);
-CREATE INDEX workflow_enrollments_contact ON workflow_enrollments (account_id, contact_id, workflow_id);
+-- (.., enrolled_at) last: "the latest enrollment of a contact in a workflow" is one index probe.
+CREATE INDEX workflow_enrollments_contact ON workflow_enrollments
+    (account_id, contact_id, workflow_id, enrolled_at);
 
 CREATE TABLE trigger_execution_logs (
     id              bigserial PRIMARY KEY,
