@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 import ray
 
+from actors.loop_thread import LoopThread
 from actors.worker import PartitionWorker, WorkerConfig
 from hairtrigger import names
 from hairtrigger.logs import configure as configure_logging
 from pipelines.index import TriggerSpec
 
 NAMESPACE = "hairtrigger"
-T = TypeVar("T")
 
 
 def partition_name(partition: int) -> str:
@@ -30,13 +27,10 @@ class PartitionActor:
 
     def __init__(self, config: WorkerConfig) -> None:
         configure_logging()
-        self._loop = asyncio.new_event_loop()
-        threading.Thread(target=self._loop.run_forever, daemon=True, name="worker").start()
+        self._thread = LoopThread("worker")
         self._worker = PartitionWorker(config)
-        self._serving = asyncio.run_coroutine_threadsafe(self._worker.serve(), self._loop)
-
-    def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = 60) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+        self._serving = self._thread.submit(self._worker.serve())
+        self._call = self._thread.call
 
     def ready(self) -> bool:
         """Blocks until the index is rebuilt and the consumer groups exist."""

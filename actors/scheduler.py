@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
+import os
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,6 +18,7 @@ import orjson
 import ray
 from redis.asyncio import Redis
 
+from actors.loop_thread import LoopThread
 from hairtrigger import names
 from hairtrigger.logs import configure as configure_logging
 from hairtrigger.redis_clients import async_client
@@ -288,17 +289,13 @@ class SchedulerActor:
 
     def __init__(self, config: SchedulerConfig) -> None:
         configure_logging()
-        self._loop = asyncio.new_event_loop()
-        threading.Thread(target=self._loop.run_forever, daemon=True, name="scheduler").start()
+        self._thread = LoopThread("scheduler")
         self._worker = SchedulerWorker(config)
-        self._call(self._worker.start())
-        self._running = (
-            asyncio.run_coroutine_threadsafe(self._worker.run(), self._loop)
-            if config.autorun else None
-        )  # fmt: skip
+        self._thread.call(self._worker.start())
+        self._running = self._thread.submit(self._worker.run()) if config.autorun else None
 
     def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = 300) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+        return self._thread.call(coro, timeout)
 
     def tick(self, now: str, max_batches: int | None = None) -> dict[str, Any]:
         return self._call(self._worker.tick(datetime.fromisoformat(now), max_batches))
@@ -307,8 +304,6 @@ class SchedulerActor:
         return self._worker.stats()
 
     def pid(self) -> int:
-        import os
-
         return os.getpid()
 
     def stop(self) -> bool:

@@ -16,6 +16,7 @@ from hairtrigger.config import Settings
 from hairtrigger.meta import publish_shards
 from hairtrigger.runtime import start_scheduler
 from tests.conftest import Db, Tenant, serve, tenant_factory
+from tests.streaming.helpers import Streams
 
 PARTITIONS = 2
 
@@ -66,3 +67,11 @@ def scheduler(ray_session: None, settings: Settings, partitions: Partitions) -> 
     yield handle
     ray.get(handle.stop.remote())
     ray.kill(handle, no_restart=True)
+
+
+@pytest.fixture
+def streams(redis_url: str, partitions: Partitions) -> Iterator[Streams]:
+    """Redis streams as a test sees them, with the partition actors running."""
+    s = Streams(redis_url)
+    yield s
+    s.close()

@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import orjson
@@ -35,13 +35,6 @@ from tests.streaming.helpers import (
 MakeTenant = Callable[..., Tenant]
 HOT = all_of(cond("tag", "equals", "hot"))
 MULTIPLE = {"enrollment_limit": "multiple"}
-
-
-@pytest.fixture
-def streams(redis_url: str, partitions: object) -> Iterator[Streams]:
-    s = Streams(redis_url)
-    yield s
-    s.close()
 
 
 def hot_events(account_id: uuid.UUID, n: int) -> list[dict[str, object]]:

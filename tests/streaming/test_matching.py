@@ -4,7 +4,7 @@ category that fires, with its near miss that does not (SPEC §5, REQ-E-*)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,13 +14,6 @@ from tests.conftest import Db, Tenant
 from tests.streaming.helpers import Streams, active_workflow, enrollments, event
 
 MakeTenant = Callable[..., Tenant]
-
-
-@pytest.fixture
-def streams(redis_url: str, partitions: object) -> Iterator[Streams]:
-    s = Streams(redis_url)
-    yield s
-    s.close()
 
 
 CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [

@@ -4,9 +4,7 @@ REQ-S-002 single vs multiple, REQ-N-004 deleted contacts, REQ-N-003 loop depth, 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-
-import pytest
+from collections.abc import Callable
 
 from pipelines.enrollment import (
     BLOCKED_ALREADY_ENROLLED,
@@ -28,13 +26,6 @@ from tests.streaming.helpers import (
 
 MakeTenant = Callable[..., Tenant]
 HOT = all_of(cond("tag", "equals", "hot"))
-
-
-@pytest.fixture
-def streams(redis_url: str, partitions: object) -> Iterator[Streams]:
-    s = Streams(redis_url)
-    yield s
-    s.close()
 
 
 def tagged(account_id: uuid.UUID, contact_id: uuid.UUID, **kw: object) -> dict[str, object]:

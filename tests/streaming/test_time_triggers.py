@@ -6,12 +6,11 @@ from __future__ import annotations
 import os
 import signal
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
 import ray
 
 from tests.conftest import Db, Tenant
@@ -19,13 +18,6 @@ from tests.streaming.helpers import Streams, active_workflow, enrollments, event
 
 MakeTenant = Callable[..., Tenant]
 NY = ZoneInfo("America/New_York")
-
-
-@pytest.fixture
-def streams(redis_url: str, partitions: object) -> Iterator[Streams]:
-    s = Streams(redis_url)
-    yield s
-    s.close()
 
 
 def at(text: str) -> datetime:
