@@ -91,7 +91,3 @@ def decode_batch(
         result = decode(stream, entry_id, raw)
         (events if isinstance(result, Event) else rejected).append(result)  # type: ignore[arg-type]
     return events, rejected
-
-
-def encode(envelope: Envelope) -> bytes:
-    return msgspec.json.encode(envelope)
