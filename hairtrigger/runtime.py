@@ -53,8 +53,8 @@ def engine(
     assert settings.redis_url is not None
     shards = publish_shards(settings.redis_url, settings.shards)
     if address is None:
-        context = ray.init(
-            namespace=NAMESPACE, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+        context = ray.init(  # "local": a fresh instance, never a `ray start` one found nearby
+            address="local", namespace=NAMESPACE, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
             include_dashboard=dashboard, configure_logging=False,
         )  # fmt: skip
     else:

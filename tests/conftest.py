@@ -27,7 +27,8 @@ from hairtrigger.config import Settings
 from store import accounts, db
 from store.migrate import migrate
 
-TEST_REDIS_DB = 9
+# Parallel test sessions on one machine each set their own (0-15).
+TEST_REDIS_DB = int(os.environ.get("HT_TEST_REDIS_DB", "9"))
 
 
 def with_database(url: str, name: str) -> str:

@@ -24,8 +24,8 @@ PARTITIONS = 2
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
     ray.init(
-        num_cpus=2, include_dashboard=False, object_store_memory=300 * 1024 * 1024,
-        namespace=NAMESPACE, configure_logging=False,
+        address="local", num_cpus=2, include_dashboard=False,
+        object_store_memory=300 * 1024 * 1024, namespace=NAMESPACE, configure_logging=False,
     )  # fmt: skip
     yield
     ray.shutdown()
