@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from api import problems
 from api.deps import ConfigSync
 from api.limits import BodyLimit
-from api.routes import account, catalog, events, triggers, workflows
+from api.routes import account, catalog, dry_run, events, logs, triggers, workflows
 from hairtrigger import __version__
 from hairtrigger.config import Settings
 from hairtrigger.meta import publish_shards_async
@@ -59,7 +59,7 @@ def create_app(settings: Settings, sync: ConfigSync | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.sync = sync
-    for module in (workflows, triggers, account, catalog, events):
+    for module in (workflows, triggers, dry_run, logs, account, catalog, events):
         app.include_router(module.router, prefix=PREFIX)
 
     @app.get("/healthz", tags=["health"])

@@ -60,3 +60,11 @@ async def time_specs(conn: Executor) -> list[tuple[TriggerSpec, str]]:
         ["birthday", "anniversary", "scheduled_date", "recurring_schedule"],
     )
     return [(spec_from_row(r), r["timezone"]) for r in rows]
+
+
+async def live_spec(conn: Executor, trigger_id: uuid.UUID) -> TriggerSpec | None:
+    """The spec of a trigger that is not deleted, with `live` telling whether it would fire."""
+    row = await conn.fetchrow(
+        f"{_SPEC_SELECT} WHERE t.id = $1 AND t.deleted_at IS NULL", trigger_id
+    )
+    return None if row is None else spec_from_row(row)
