@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import problems
+from api import problems, relay
 from api.deps import ConfigSync
 from api.limits import BodyLimit
 from api.routes import account, catalog, dry_run, events, logs, triggers, workflows
@@ -43,9 +45,13 @@ def create_app(settings: Settings, sync: ConfigSync | None = None) -> FastAPI:
         app.state.pool = await db.create_pool(database_url)
         app.state.redis = async_client(redis_url)
         app.state.shards = await publish_shards_async(app.state.redis, settings.shards)
+        relaying = asyncio.create_task(relay.run(app.state.pool, app.state.redis))
         try:
             yield
         finally:
+            relaying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relaying
             await app.state.redis.aclose()
             await app.state.pool.close()
 

@@ -183,3 +183,8 @@ class EventIn(Strict):
 class Accepted(BaseModel):
     accepted: int
     event_ids: list[uuid.UUID]
+    held: bool = Field(
+        default=False,
+        description="True when Redis was unreachable (or earlier events still wait): the events "
+        "are kept in Postgres and relayed to their shards, in order, once Redis is back.",
+    )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import APIRouter, Request
 from redis.exceptions import RedisError
 
-from api.deps import EventWriter, RedisDep
+from api.deps import EventWriter, PoolDep, RedisDep
 from api.guard import GuardedRoute
 from api.problems import PROBLEM_RESPONSES, ApiError
 from api.schemas import Accepted, EventIn
@@ -16,15 +19,24 @@ from hairtrigger import names
 from pipelines import errors
 from pipelines.envelope import KNOWN_EVENT_TYPES
 from pipelines.sharding import shard_for
+from store import ingest as outbox
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["events"], route_class=GuardedRoute, responses=PROBLEM_RESPONSES)
 
 
 @router.post("/events", status_code=202, response_model=Accepted)
 async def ingest(
-    body: EventIn | list[EventIn], principal: EventWriter, redis: RedisDep, request: Request
+    body: EventIn | list[EventIn],
+    principal: EventWriter,
+    redis: RedisDep,
+    pool: PoolDep,
+    request: Request,
 ) -> Any:
-    """Accept one event envelope or a list of them; 202 once all are in their shard stream."""
+    """Accept one event envelope or a list of them; 202 once all are in their shard stream.
+
+    While Redis is unreachable the events are held in Postgres (`held: true`, still 202) and
+    relayed to their shards, in order per account, once it is back."""
     events = body if isinstance(body, list) else [body]
     limit: int = request.app.state.settings.max_events_per_request
     if not events or len(events) > limit:
@@ -40,15 +52,43 @@ async def ingest(
         if event.account_id != principal.account_id:
             raise ApiError(403, errors.FORBIDDEN, "events may only be sent for the key's account")
     shards: int = request.app.state.shards
+    batch = [
+        (
+            event.account_id,
+            names.events_stream(shard_for(event.account_id, shards)),
+            orjson.dumps(event.model_dump(mode="json", exclude_none=True)),
+        )
+        for event in events
+    ]
+    held = await _hold_if_needed(pool, redis, principal.account_id, batch)
+    return {"accepted": len(events), "event_ids": [e.event_id for e in events], "held": held}
+
+
+async def _hold_if_needed(
+    pool: PoolDep, redis: RedisDep, account_id: uuid.UUID, batch: list[outbox.Held]
+) -> bool:
+    """XADD the batch; when Redis is unreachable, or the account already has events held (they
+    must go first), keep it in the ingest outbox instead. True when held."""
     try:
-        async with redis.pipeline(transaction=False) as pipe:
-            for event in events:
-                payload = orjson.dumps(event.model_dump(mode="json", exclude_none=True))
-                stream = names.events_stream(shard_for(event.account_id, shards))
-                pipe.xadd(stream, {names.EVENT_FIELD: payload})
-            await pipe.execute()
-    except RedisError as exc:
+        waiting = await outbox.holds_events(pool, account_id)
+    except (asyncpg.PostgresError, OSError) as exc:  # ingest must not need Postgres to be up
+        log.warning("cannot see the ingest outbox, sending to Redis: %s", exc)
+        waiting = False
+    if not waiting:
+        try:
+            async with redis.pipeline(transaction=False) as pipe:
+                for _, stream, payload in batch:
+                    pipe.xadd(stream, {names.EVENT_FIELD: payload})
+                await pipe.execute()
+            return False
+        except RedisError as exc:
+            log.warning("Redis unreachable, holding %d events: %s", len(batch), exc)
+    try:
+        await outbox.hold(pool, batch)
+    except (asyncpg.PostgresError, OSError) as exc:
         raise ApiError(
-            503, errors.SERVICE_UNAVAILABLE, f"the event stream is unreachable: {exc}"
+            503,
+            errors.SERVICE_UNAVAILABLE,
+            "neither the event stream nor the database answers",
         ) from exc
-    return {"accepted": len(events), "event_ids": [e.event_id for e in events]}
+    return True

@@ -45,7 +45,7 @@ def test_one_event_and_a_list_are_accepted_into_the_shard(
     one = envelope(t.account_id)
     response = t.client.post("/events", json=one)
     assert response.status_code == 202, response.text
-    assert response.json() == {"accepted": 1, "event_ids": [one["event_id"]]}
+    assert response.json() == {"accepted": 1, "event_ids": [one["event_id"]], "held": False}
     many = [envelope(t.account_id) for _ in range(3)]
     response = t.client.post("/events", json=many)
     assert response.status_code == 202
