@@ -4,7 +4,7 @@ acknowledgements, claiming abandoned entries, publishing enrollments."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 GROUP = names.CONSUMER_GROUP
 Entry = tuple[str, str, dict[bytes, bytes] | None]  # (stream, entry id, fields)
+TRIMMED_REASON = "entry trimmed from the stream before it was processed"
 
 
 class StreamConsumer:
@@ -26,6 +27,7 @@ class StreamConsumer:
         self.redis, self.consumer, self.streams = redis, consumer, streams
         self.max_deliveries = max_deliveries
         self.dead_lettered = 0
+        self.on_dead_letter: Callable[[list[Rejected]], None] | None = None  # metrics
 
     async def ensure_groups(self) -> None:
         """Consumer groups start at the beginning: events written before the first start count."""
@@ -67,6 +69,10 @@ class StreamConsumer:
                 for s, i, f in entries if (s, i) in over
             ])  # fmt: skip
             entries = [e for e in entries if (e[0], e[1]) not in over]
+        gone = [Rejected(s, i, b"", TRIMMED_REASON) for s, i, f in entries if f is None]
+        if gone:  # pending, then trimmed (stream_max_len): the data is lost, say so
+            await self.dead_letter(gone)
+            entries = [e for e in entries if e[2] is not None]
         return entries, True
 
     async def _over_delivered(self, wanted: set[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -96,6 +102,8 @@ class StreamConsumer:
             await pipe.execute()
         await self.ack((r.stream, r.entry_id) for r in rejected)
         self.dead_lettered += len(rejected)
+        if self.on_dead_letter is not None:
+            self.on_dead_letter(rejected)
         for r in rejected:
             log.warning(
                 "%s: dead-lettered %s %s: %s", self.consumer, r.stream, r.entry_id, r.reason
@@ -129,8 +137,7 @@ class StreamConsumer:
             claimed = claimed or bool(reply[1])
             gone = reply[2] if len(reply) > 2 else []
             await self.dead_letter([
-                Rejected(name, g.decode() if isinstance(g, bytes) else g, b"",
-                         "entry trimmed from the stream before it was processed")
+                Rejected(name, g.decode() if isinstance(g, bytes) else g, b"", TRIMMED_REASON)
                 for g in gone
             ])  # fmt: skip
         return claimed

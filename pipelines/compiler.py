@@ -227,6 +227,15 @@ _TESTS: dict[str, Callable[[Value], Test]] = {
 }
 
 
+def leaf_test(operator: str, value: Value) -> Test:
+    """The test a condition with `operator` and `value` applies to the value it reads (the
+    (previous, current) pair for changed*), for callers that already hold that value."""
+    factory = _TESTS.get(operator)
+    if factory is None:
+        raise ValueError(f"unknown filter operator {operator!r}")
+    return factory(value)
+
+
 def _compile_leaf(condition: Condition, event: TriggerEvent) -> tuple[Getter, Test]:
     factory = _TESTS.get(condition.operator)
     if factory is None:

@@ -78,7 +78,9 @@ def date_fields(state: dict[str, Any]) -> dict[str, date]:
     for name, value in items:
         if isinstance(value, str) and len(value) >= 10 and value[4:5] == "-":
             try:
-                found[name] = date.fromisoformat(value[:10])
+                day = date.fromisoformat(value[:10])
             except ValueError:
                 continue
+            if date.min < day < date.max:  # asyncpg stores those two as -infinity / infinity
+                found[name] = day
     return found

@@ -54,6 +54,16 @@ async def get_workflow(
     )
 
 
+async def workflow_elsewhere(
+    conn: Executor, workflow_id: uuid.UUID, *, deleted: bool = False
+) -> bool:
+    """Whether another account has a workflow with this id (row-level security hides it)."""
+    found: bool = await conn.fetchval(
+        "SELECT hairtrigger_workflow_elsewhere($1, $2)", workflow_id, deleted
+    )
+    return found
+
+
 async def list_workflows(
     conn: Executor, account_id: uuid.UUID, limit: int, after: tuple[datetime, uuid.UUID] | None
 ) -> list[Row]:
@@ -154,3 +164,31 @@ async def delete_trigger(conn: Executor, trigger_id: uuid.UUID) -> None:
         " updated_at = now() WHERE id = $1",
         trigger_id,
     )
+
+
+# Two-key advisory locks live apart from the one-key lock of migrations; this is the first key.
+_LOOP_CHECK_LOCK = 0x4C6F6F70  # "Loop"
+
+
+async def lock_loop_check(conn: Executor, account_id: uuid.UUID) -> None:
+    """Serialize loop checks per account until the transaction ends, so two changes cannot
+    each pass the check and together close a loop."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2::uuid::text))", _LOOP_CHECK_LOCK, account_id
+    )
+
+
+async def loop_graph(conn: Executor, account_id: uuid.UUID, events: list[str]) -> list[Row]:
+    """The account's active workflows whose live, active trigger listens to one of `events`:
+    workflow_id, name, actions, trigger_event, filters (what loop detection reads)."""
+    rows = await conn.fetch(
+        "SELECT w.id AS workflow_id, w.name, w.actions, t.trigger_event, t.filters"
+        " FROM workflows w JOIN workflow_triggers t ON t.workflow_id = w.id"
+        " WHERE w.account_id = $1 AND w.status = 'active' AND w.deleted_at IS NULL"
+        " AND t.account_id = $1 AND t.deleted_at IS NULL AND t.is_active"
+        " AND t.trigger_event = ANY($2::text[])"
+        " ORDER BY w.created_at, w.id",
+        account_id,
+        events,
+    )
+    return [dict(r) for r in rows]

@@ -11,7 +11,9 @@ from fastapi import APIRouter, Query, Request, Response
 from api import cursors
 from api.deps import Editor, PoolDep, Reader, owned_workflow, push_config, record_change
 from api.guard import GuardedRoute
+from api.loops import refuse_loop
 from api.problems import PROBLEM_RESPONSES, ApiError
+from api.routes import templates
 from api.schemas import AuditPage, Trigger, TriggerIn
 from pipelines import errors
 from pipelines.triggers import validate_trigger
@@ -48,11 +50,13 @@ async def create_trigger(
 
     The configuration is validated before anything is saved: unknown types, events or
     operators, wrong value types, and more than 20 conditions are refused with a problem
-    document naming the problem.
+    document naming the problem; a trigger that would close a loop of active workflows
+    (REQ-N-003) is refused with 409 "Workflow loop detected", the cycle named.
     """
+    body = templates.resolve(body)
     config = validate_trigger(body.trigger_type, body.trigger_event, body.filters, body.settings)
     async with pool.acquire() as conn, conn.transaction():
-        await owned_workflow(conn, principal, workflow_id, lock=True)
+        workflow = await owned_workflow(conn, principal, workflow_id, lock=True)
         try:
             row = await store.insert_trigger(
                 conn, principal.account_id, workflow_id, config, body.is_active
@@ -63,6 +67,8 @@ async def create_trigger(
                 errors.TRIGGER_EXISTS,
                 f"workflow {workflow_id} already has a trigger; replace it with PUT",
             ) from None
+        if workflow["status"] == "active" and row["is_active"]:
+            await refuse_loop(conn, principal.account_id, workflow_id)
         await record_change(
             conn, principal, "trigger.create", workflow_id, row["id"], after=public(row)
         )
@@ -90,12 +96,16 @@ async def replace_trigger(
     pool: PoolDep,
     request: Request,
 ) -> Any:
-    """Replace the trigger's configuration, validated like a create; its version goes up."""
+    """Replace the trigger's configuration, validated like a create (loops included); its
+    version goes up."""
+    body = templates.resolve(body)
     config = validate_trigger(body.trigger_type, body.trigger_event, body.filters, body.settings)
     async with pool.acquire() as conn, conn.transaction():
-        await owned_workflow(conn, principal, workflow_id, lock=True)
+        workflow = await owned_workflow(conn, principal, workflow_id, lock=True)
         before = await _live_trigger(conn, workflow_id, trigger_id)
         after = await store.replace_trigger(conn, trigger_id, config, body.is_active)
+        if workflow["status"] == "active" and after["is_active"]:
+            await refuse_loop(conn, principal.account_id, workflow_id)
         await record_change(
             conn,
             principal,

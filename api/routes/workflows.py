@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 from api import cursors
 from api.deps import Editor, PoolDep, Reader, owned_workflow, push_config, record_change
 from api.guard import GuardedRoute
+from api.loops import refuse_loop
 from api.problems import PROBLEM_RESPONSES, ApiError
 from api.schemas import Workflow, WorkflowCreate, WorkflowPage, WorkflowPatch
 from pipelines import errors
@@ -78,7 +79,11 @@ async def get_workflow(workflow_id: uuid.UUID, principal: Reader, pool: PoolDep)
 async def update_workflow(
     workflow_id: uuid.UUID, body: WorkflowPatch, principal: Editor, pool: PoolDep, request: Request
 ) -> Any:
-    """Rename, describe, change actions, or move between draft, active and paused."""
+    """Rename, describe, change actions, or move between draft, active and paused.
+
+    Activating a workflow, or changing the actions of an active one, so that it closes a loop
+    of active workflows (REQ-N-003) is refused with 409 "Workflow loop detected", the cycle
+    named."""
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     if "actions" in changes:
         changes["actions"] = check_actions(changes["actions"])
@@ -90,6 +95,8 @@ async def update_workflow(
             return before
         after = await store.update_workflow(conn, workflow_id, changes)
         status_changed = after["status"] != before["status"]
+        if after["status"] == "active" and (status_changed or "actions" in changes):
+            await refuse_loop(conn, principal.account_id, workflow_id)
         action = _STATUS_ACTIONS[after["status"]] if status_changed else "workflow.update"
         await record_change(
             conn, principal, action, workflow_id, before=public(before), after=public(after)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from pipelines.envelope import Envelope
-from pipelines.projection import Contact, apply
+from pipelines.projection import Contact, apply, date_fields
 from pipelines.sharding import partition_for, shard_for, shards_of
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -62,3 +62,9 @@ def test_a_deletion_holds_even_if_it_is_older() -> None:
     assert apply(c, env("contact.deleted", T0 - timedelta(minutes=5)))
     assert c.deleted
     assert c.state == {"status": "customer"}
+
+
+def test_date_fields_leave_out_the_first_and_last_date() -> None:
+    """asyncpg stores 0001-01-01 and 9999-12-31 as -infinity / infinity: no day to plan on."""
+    state = {"birthday": "0001-01-01", "renewal": "9999-12-31", "signup": "2020-02-29"}
+    assert date_fields(state) == {"signup": date(2020, 2, 29)}
