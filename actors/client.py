@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import ray
 
 from actors.partition import NAMESPACE, PartitionActor, partition_name
+from actors.scheduler import SCHEDULER_NAME
 from actors.worker import WorkerConfig
 from pipelines.index import TriggerSpec
 from pipelines.sharding import partition_for, shard_for
+
+# Ray places actors that ask for no resources on a random node and ignores SPREAD for them;
+# a token CPU share makes SPREAD place the partitions round-robin over the nodes.
+SPREAD_CPUS = 0.001
 
 
 class Partitions:
@@ -33,6 +39,7 @@ class Partitions:
                 namespace=NAMESPACE,
                 get_if_exists=True,
                 scheduling_strategy="SPREAD",
+                num_cpus=SPREAD_CPUS,
             ).remote(config)
         ray.get([h.ready.remote() for h in group._handles.values()])
         return group
@@ -55,9 +62,29 @@ class Partitions:
         )
         return result
 
+    async def metrics(self, wait_s: float = 5.0) -> dict[str, Any]:
+        """Every partition's and the scheduler's metric snapshot; an actor that is missing or
+        does not answer within `wait_s` seconds is reported as unavailable with the reason."""
+        calls = [_ask(lambda p=p: self.handle(p), wait_s) for p in range(self.partitions)]
+        calls.append(_ask(lambda: ray.get_actor(SCHEDULER_NAME, NAMESPACE), wait_s))
+        *partitions, scheduler = await asyncio.gather(*calls)
+        for p, found in enumerate(partitions):
+            found.setdefault("partition", p)
+        return {"partitions": partitions, "scheduler": scheduler}
+
     def stop(self) -> None:
         """Drain in-flight batches, then end the actors."""
         handles = [self.handle(p) for p in range(self.partitions)]
         ray.get([h.stop.remote() for h in handles], timeout=120)
         for h in handles:
             ray.kill(h, no_restart=True)
+
+
+async def _ask(handle: Any, wait_s: float) -> dict[str, Any]:
+    try:
+        snapshot: dict[str, Any] = await asyncio.wait_for(handle().metrics.remote(), wait_s)
+    except TimeoutError:
+        return {"available": False, "error": f"no answer within {wait_s:g} s"}
+    except (ValueError, ray.exceptions.RayError) as exc:  # ValueError: no actor of that name
+        return {"available": False, "error": type(exc).__name__}
+    return {"available": True, **snapshot}

@@ -8,16 +8,22 @@ from typing import Any
 import ray
 
 from actors.loop_thread import LoopThread
+from actors.ray_metrics import RaySink
 from actors.worker import PartitionWorker, WorkerConfig
 from hairtrigger import names
 from hairtrigger.logs import configure as configure_logging
 from pipelines.index import TriggerSpec
+from pipelines.stream_metrics import PARTITION_METRICS
 
 NAMESPACE = "hairtrigger"
 
 
 def partition_name(partition: int) -> str:
     return names.partition_consumer(partition)
+
+
+async def _snapshot(worker: PartitionWorker) -> dict[str, Any]:
+    return worker.metrics_snapshot()  # on the worker's loop: no record is half done
 
 
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)
@@ -28,7 +34,7 @@ class PartitionActor:
     def __init__(self, config: WorkerConfig) -> None:
         configure_logging()
         self._thread = LoopThread("worker")
-        self._worker = PartitionWorker(config)
+        self._worker = PartitionWorker(config, RaySink(PARTITION_METRICS))
         self._serving = self._thread.submit(self._worker.serve())
         self._call = self._thread.call
 
@@ -42,6 +48,10 @@ class PartitionActor:
 
     def stats(self) -> dict[str, Any]:
         return self._worker.stats()
+
+    def metrics(self) -> dict[str, Any]:
+        """The worker's metric state (counters, gauges, histograms) as plain data."""
+        return self._call(_snapshot(self._worker))
 
     def pid(self) -> int:
         return os.getpid()

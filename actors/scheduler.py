@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,15 +20,19 @@ import ray
 from redis.asyncio import Redis
 
 from actors.loop_thread import LoopThread
+from actors.ray_metrics import RaySink
 from hairtrigger import names
 from hairtrigger.logs import configure as configure_logging
 from hairtrigger.redis_clients import async_client
+from pipelines import stream_metrics as sm
 from pipelines.index import TriggerSpec
+from pipelines.metrics import Registry, Sink
 from pipelines.schedule import Occurrence, date_occurrences, schedule_occurrences
 from pipelines.sharding import shard_for
 from pipelines.time_events import lookup_keys, time_event, zone
 from store import config_sync, db, stream
 from store import schedule as store
+from store.stats import queued_enrollments
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -57,9 +62,11 @@ class Counters:
 
 
 class SchedulerWorker:
-    def __init__(self, config: SchedulerConfig) -> None:
+    def __init__(self, config: SchedulerConfig, metrics_sink: Sink | None = None) -> None:
         self.config = config
         self.counters = Counters()
+        self.metrics = Registry(sm.SCHEDULER_METRICS, metrics_sink)
+        self.started_at = datetime.now(UTC)
         self._pool: asyncpg.Pool | None = None
         self._redis: Redis | None = None
         self._stopping = asyncio.Event()
@@ -104,6 +111,8 @@ class SchedulerWorker:
         await self._emit_runs(triggers, now, budget)
         await self._release(now)
         self.counters.ticks += 1
+        self.metrics.inc(sm.TICKS)
+        self.metrics.set(sm.WAITING, await queued_enrollments(pool))
         return self.stats()
 
     def _need_pool(self) -> asyncpg.Pool:
@@ -160,6 +169,7 @@ class SchedulerWorker:
     def _count_skips(self, spec: TriggerSpec, n: int) -> None:
         if n:
             self.counters.skipped += n
+            self.metrics.inc(sm.SKIPPED, n)
             log.warning("trigger %s: %d occurrence(s) older than catch_up_hours skipped",
                         spec.trigger_id, n)  # fmt: skip
 
@@ -252,8 +262,12 @@ class SchedulerWorker:
         c.emitted += len(events)
         c.skipped += skipped
         c.stale += stale
-        for e in events:
-            c.by_kind[e["event_type"]] = c.by_kind.get(e["event_type"], 0) + 1
+        self.metrics.inc(sm.SKIPPED, skipped)
+        self.metrics.inc(sm.STALE, stale)
+        kinds = Counter(e["event_type"] for e in events)
+        for kind, n in kinds.items():
+            c.by_kind[kind] = c.by_kind.get(kind, 0) + n
+            self.metrics.inc(sm.EMITTED, n, event=kind.removeprefix("time."))
 
     async def _release(self, now: datetime) -> None:
         """Queued enrollments whose opening time has come: triggered, published once."""
@@ -270,11 +284,19 @@ class SchedulerWorker:
                 await pipe.execute()
             await stream.mark_published(pool, [i for i, _, _ in released])
             self.counters.released += len(released)
+            self.metrics.inc(sm.RELEASED, len(released))
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        return {"started_at": self.started_at.isoformat(), "metrics": self.metrics.snapshot()}
 
     def stats(self) -> dict[str, Any]:
         c = self.counters
         return {"ticks": c.ticks, "emitted": c.emitted, "skipped": c.skipped, "stale": c.stale,
                 "released": c.released, "by_kind": dict(c.by_kind)}  # fmt: skip
+
+
+async def _snapshot(worker: SchedulerWorker) -> dict[str, Any]:
+    return worker.metrics_snapshot()  # on the scheduler's loop, between records
 
 
 def _skip_row(spec: TriggerSpec, contact_id: Any, occurrence: Occurrence) -> tuple[Any, ...]:
@@ -290,7 +312,7 @@ class SchedulerActor:
     def __init__(self, config: SchedulerConfig) -> None:
         configure_logging()
         self._thread = LoopThread("scheduler")
-        self._worker = SchedulerWorker(config)
+        self._worker = SchedulerWorker(config, RaySink(sm.SCHEDULER_METRICS))
         self._thread.call(self._worker.start())
         self._running = self._thread.submit(self._worker.run()) if config.autorun else None
 
@@ -302,6 +324,10 @@ class SchedulerActor:
 
     def stats(self) -> dict[str, Any]:
         return self._worker.stats()
+
+    def metrics(self) -> dict[str, Any]:
+        """The scheduler's metric state as plain data."""
+        return self._call(_snapshot(self._worker), timeout=60)
 
     def pid(self) -> int:
         return os.getpid()

@@ -26,6 +26,7 @@ class Engine:
     scheduler: Any  # the SchedulerActor handle
     shards: int
     dashboard_url: str | None
+    metrics_urls: tuple[str, ...] = ()  # each live node's Prometheus endpoint
 
 
 def start_scheduler(config: SchedulerConfig) -> Any:
@@ -33,6 +34,16 @@ def start_scheduler(config: SchedulerConfig) -> Any:
     return SchedulerActor.options(  # type: ignore[attr-defined]
         name=SCHEDULER_NAME, namespace=NAMESPACE, get_if_exists=True
     ).remote(config)
+
+
+def metrics_endpoints() -> tuple[str, ...]:
+    """The Prometheus text endpoint of every live node of the Ray cluster (application metrics
+    of the actors and the gateway included, prefixed `ray_hairtrigger_`)."""
+    return tuple(
+        f"http://{n['NodeManagerAddress']}:{n['MetricsExportPort']}/metrics"
+        for n in ray.nodes()  # type: ignore[no-untyped-call]
+        if n.get("Alive") and n.get("MetricsExportPort")
+    )
 
 
 @contextlib.contextmanager
@@ -43,12 +54,14 @@ def engine(
     *,
     dashboard: bool = True,
     scheduler_clock: bool = True,
+    metrics_port: int | None = None,
     **worker_options: Any,
 ) -> Iterator[Engine]:
     """Start or join Ray, start the partition actors; on exit drain them and leave Ray.
 
     `worker_options` go to every partition's WorkerConfig (batch_size, block_ms, ...). Without
-    `scheduler_clock` the scheduler only acts when its tick(now) is called (benchmarks)."""
+    `scheduler_clock` the scheduler only acts when its tick(now) is called (benchmarks).
+    `metrics_port`: where a local Ray serves Prometheus metrics (None: a free port)."""
     assert settings.database_url is not None
     assert settings.redis_url is not None
     shards = publish_shards(settings.redis_url, settings.shards)
@@ -56,13 +69,17 @@ def engine(
         context = ray.init(  # "local": a fresh instance, never a `ray start` one found nearby
             address="local", namespace=NAMESPACE, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
             include_dashboard=dashboard, configure_logging=False,
+            _metrics_export_port=metrics_port,
         )  # fmt: skip
     else:
         context = ray.init(address=address, namespace=NAMESPACE, configure_logging=False)
     try:
+        retention = {"retention_s": settings.stream_retention_hours * 3600.0,
+                     "stream_max_len": settings.stream_max_len}  # fmt: skip
         group = Partitions.start(
-            partitions, shards, settings.database_url, settings.redis_url, **worker_options
-        )
+            partitions, shards, settings.database_url, settings.redis_url,
+            **{**retention, **worker_options},
+        )  # fmt: skip
         url = context.dashboard_url
         scheduler = start_scheduler(
             SchedulerConfig(
@@ -70,7 +87,8 @@ def engine(
             )
         )
         try:
-            yield Engine(group, scheduler, shards, f"http://{url}" if url else None)
+            dashboard_url = f"http://{url}" if url else None
+            yield Engine(group, scheduler, shards, dashboard_url, metrics_endpoints())
         finally:
             log.info("stopping the scheduler, draining partition actors")
             ray.get(scheduler.stop.remote(), timeout=120)

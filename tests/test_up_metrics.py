@@ -1,0 +1,70 @@
+"""`hairtrigger up` tells where the metrics are, and the Prometheus endpoint it prints serves
+the application metrics (issue 6)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import httpx
+import pytest
+
+from tests.conftest import Db, free_port
+from tests.streaming.helpers import wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def test_up_prints_the_metrics_endpoint_and_it_serves_the_gateway_metrics(
+    database_url: str, redis_url: str, db_sync: Db
+) -> None:
+    port, metrics_port = free_port(), free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+           "PYTHONUNBUFFERED": "1", "HAIRTRIGGER_SHARDS": "4"}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hairtrigger.cli", "up", "--port", str(port), "--partitions", "1",
+         "--metrics-port", str(metrics_port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    printed: list[str] = []
+    try:
+        while not any(line.startswith("Stats:") for line in printed):
+            line = proc.stdout.readline()
+            assert line, "up ended early:\n" + "".join(printed)
+            printed.append(line)
+        text = "".join(printed)
+        found = re.search(r"^Metrics:\s+(\S+)", text, re.M)
+        assert found, text
+        endpoint = found.group(1)
+        assert endpoint.endswith(f":{metrics_port}/metrics")
+        assert f"http://127.0.0.1:{port}/api/v1/stats" in text
+        assert "#/metrics" in text  # the dashboard's metrics view
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _healthy(base), "the API", 90)
+        httpx.get(f"{base}/api/v1/stats", timeout=10)  # 401: counted like any request
+
+        def exported() -> bool:
+            with urllib.request.urlopen(endpoint, timeout=10) as response:
+                body = response.read().decode()
+            return 'ray_hairtrigger_http_requests_total{' in body and (
+                'route="GET /api/v1/stats"' in body)  # fmt: skip
+
+        wait_until(exported, "the gateway's request counter at the printed endpoint", 90)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, "".join(printed) + rest
+
+
+def _healthy(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        time.sleep(0.2)
+        return False
