@@ -9,6 +9,7 @@ import gc
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,8 +21,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from actors.consumer import Entry, StreamConsumer
+from actors.retention import StreamRetention
 from hairtrigger import names
 from hairtrigger.redis_clients import async_client
+from hairtrigger.stream_lag import shard_lag
+from pipelines import stream_metrics as sm
 from pipelines.enrollment import (
     BusinessHours,
     ContactKey,
@@ -32,8 +36,10 @@ from pipelines.enrollment import (
 )
 from pipelines.envelope import Event, Rejected, decode_batch
 from pipelines.index import TriggerIndex, TriggerSpec
+from pipelines.metrics import Registry, Sink
 from pipelines.projection import Contact
 from pipelines.sharding import shard_for, shards_of
+from pipelines.trigger_stats import TriggerKey
 from store import config_sync, db, stream
 
 log = logging.getLogger(__name__)
@@ -55,6 +61,9 @@ class WorkerConfig:
     claim_idle_ms: int = 60_000
     housekeeping_s: float = 2.0
     contact_cache: int = 200_000
+    retention_s: float = 7 * 86400.0  # shard entries older than this are trimmed (0: never)
+    stream_max_len: int = 0  # approximate length cap per shard stream (0: none)
+    trim_every_s: float = 60.0
 
 
 @dataclass(slots=True)
@@ -69,8 +78,10 @@ class Counters:
 
 
 class PartitionWorker:
-    def __init__(self, config: WorkerConfig) -> None:
+    def __init__(self, config: WorkerConfig, metrics_sink: Sink | None = None) -> None:
         self.config = config
+        self.metrics = Registry(sm.PARTITION_METRICS, metrics_sink)
+        self.started_at = datetime.now(UTC)
         self.consumer = names.partition_consumer(config.partition)
         self.shards = shards_of(config.partition, config.shards, config.partitions)
         self.streams = [names.events_stream(s) for s in self.shards]
@@ -86,9 +97,11 @@ class PartitionWorker:
         self._redis: Redis | None = None
         self._pool: asyncpg.Pool | None = None
         self._streams: StreamConsumer | None = None
+        self._retention: StreamRetention | None = None
         # After a failure that was not the servers', pending entries are retried one at a time
         # (one stream at a time too: COUNT applies per stream), so only the culprit fails.
         self._suspect = False
+        self._next_trim = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -119,6 +132,7 @@ class PartitionWorker:
                 self._streams = StreamConsumer(
                     self._redis, self.consumer, self.streams, self.config.max_deliveries
                 )
+                self._streams.on_dead_letter = self._count_dead_letters
                 await self._streams.ensure_groups()
                 await self._rebuild()
                 self._ready.set()
@@ -180,6 +194,7 @@ class PartitionWorker:
                 failures = 0
             except Exception as exc:  # never ack on failure; re-read own pending entries after
                 self.counters.errors += 1
+                self.metrics.inc(sm.BATCH_ERRORS, partition=self.config.partition)
                 failures += 1
                 outage = _is_outage(exc)
                 self._suspect = not outage
@@ -212,6 +227,7 @@ class PartitionWorker:
             ready = [e for e in inserted if e.status == "triggered"]  # queued: the scheduler's
             await self._publish_or_leave([(e.id, orjson.dumps(e.to_json())) for e in ready])
         await self._need_streams().ack((s, i) for s, i, _ in entries)
+        self.metrics.observe(sm.BATCH_SIZE, len(entries), partition=self.config.partition)
         self.counters.batches += 1
         self.counters.events += len(events)
 
@@ -236,7 +252,10 @@ class PartitionWorker:
         keys = {(e.envelope.account_id, e.contact_id) for e in events}
         await self._load_contacts(keys)
         working = {k: self._contacts[k].copy() for k in keys}
-        matches, logs, changed = evaluate(events, self.index, working)
+        started = time.perf_counter()
+        evaluated: Counter[TriggerKey] = Counter()  # per-trigger stats (issue 7)
+        matches, logs, changed = evaluate(events, self.index, working, evaluated)
+        match_ms = (time.perf_counter() - started) * 1000
         now = datetime.now(UTC)
         async with self._need_pool().acquire() as conn:
             pairs = {(m.event.envelope.account_id, m.trigger.workflow_id, m.event.contact_id)
@@ -247,10 +266,20 @@ class PartitionWorker:
             enrollments, decided = decide(matches, history, now, self.config.loop_limit, hours)
             shard_of = {e.account_id: self._shard(e.account_id) for e in enrollments}
             inserted = await stream.write_batch(
-                conn, {k: working[k] for k in changed}, enrollments, logs + decided, shard_of
+                conn,
+                {k: working[k] for k in changed},
+                enrollments,
+                logs + decided,
+                shard_of,
+                evaluated,
             )
+        committed_ms = time.time() * 1000
         self._contacts.update(working)
         self._count(len(matches), inserted, decided)
+        partition = self.config.partition
+        self.metrics.observe(sm.MATCH_MS, match_ms, partition=partition)
+        sm.record_batch(self.metrics, partition, events, matches, inserted, logs + decided,
+                        committed_ms)  # fmt: skip
         return inserted
 
     async def _business_hours(self, accounts: set[uuid.UUID]) -> dict[uuid.UUID, BusinessHours]:
@@ -288,6 +317,7 @@ class PartitionWorker:
             await self._need_streams().publish([payload for _, payload in items])
             await stream.mark_published(self._need_pool(), [i for i, _ in items])
             self.counters.published += len(items)
+            self.metrics.inc(sm.PUBLISHED, len(items), partition=self.config.partition)
 
     async def _publish_or_leave(self, items: list[tuple[uuid.UUID, bytes]]) -> None:
         """Publishing can fail without failing the batch: what is committed stays in the
@@ -301,7 +331,37 @@ class PartitionWorker:
         """Publish committed-but-unpublished enrollments; claim entries idle on dead consumers.
         True when entries were claimed (they are now this consumer's pending entries)."""
         await self._publish_or_leave(await stream.unpublished(self._need_pool(), self.shards, 1000))
+        for chore in (self._sample_lag, self._trim):  # must never stop consumption
+            try:
+                await chore()
+            except (RedisError, OSError) as exc:
+                log.warning("%s: %s failed: %r", self.consumer, chore.__name__, exc)
         return await self._need_streams().claim_abandoned(self.config.claim_idle_ms)
+
+    async def _trim(self) -> None:
+        """Retention: trim processed entries past their time; report entries lost unread."""
+        if time.monotonic() < self._next_trim or self._redis is None:
+            return
+        self._next_trim = time.monotonic() + self.config.trim_every_s
+        if self._retention is None:
+            self._retention = StreamRetention(
+                self._redis, self.streams, self.config.retention_s, self.config.stream_max_len
+            )
+        await self._need_streams().dead_letter(await self._retention.run(int(time.time() * 1000)))
+
+    async def _sample_lag(self) -> None:
+        assert self._redis is not None
+        for s in await shard_lag(self._redis, self.shards):
+            tags = {"partition": self.config.partition, "shard": s.shard}
+            self.metrics.set(sm.STREAM_LENGTH, s.length, **tags)
+            self.metrics.set(sm.STREAM_PENDING, s.pending, **tags)
+            if s.lag is not None:
+                self.metrics.set(sm.STREAM_LAG, s.lag, **tags)
+
+    def _count_dead_letters(self, rejected: list[Rejected]) -> None:
+        sm.record_dead_letters(
+            self.metrics, self.config.partition, [(r.stream, r.reason) for r in rejected]
+        )
 
     async def _wait_for_servers(self) -> None:
         delay = 0.1
@@ -315,6 +375,15 @@ class PartitionWorker:
                 log.info("%s: waiting for servers (%s)", self.consumer, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """This partition's metrics since the worker started, as plain data."""
+        return {
+            "partition": self.config.partition,
+            "shards": self.shards,
+            "started_at": self.started_at.isoformat(),
+            "metrics": self.metrics.snapshot(),
+        }
 
     def stats(self) -> dict[str, Any]:
         c = self.counters

@@ -9,14 +9,28 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import problems, relay
+from api import idempotency, problems, ratelimit, relay
 from api.deps import ConfigSync
 from api.limits import BodyLimit
-from api.routes import account, catalog, dry_run, events, logs, triggers, workflows
+from api.metrics import RequestMetrics, gateway_registry
+from api.routes import (
+    account,
+    backtest,
+    catalog,
+    dry_run,
+    events,
+    logs,
+    preview,
+    templates,
+    trigger_stats,
+    triggers,
+    workflows,
+)
+from api.routes import stats as stats_routes
 from hairtrigger import __version__
 from hairtrigger.config import Settings
 from hairtrigger.meta import publish_shards_async
-from hairtrigger.redis_clients import async_client
+from hairtrigger.redis_clients import gateway_client
 from store import db
 from store.migrate import migrate
 
@@ -43,8 +57,10 @@ def create_app(settings: Settings, sync: ConfigSync | None = None) -> FastAPI:
         finally:
             await conn.close()
         app.state.pool = await db.create_pool(database_url)
-        app.state.redis = async_client(redis_url)
+        app.state.api_pool = await db.create_pool(database_url, api_role=True)
+        app.state.redis = gateway_client(redis_url)
         app.state.shards = await publish_shards_async(app.state.redis, settings.shards)
+        app.state.limiter = ratelimit.RateLimiter(redis_url)
         relaying = asyncio.create_task(relay.run(app.state.pool, app.state.redis))
         try:
             yield
@@ -52,7 +68,9 @@ def create_app(settings: Settings, sync: ConfigSync | None = None) -> FastAPI:
             relaying.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await relaying
+            await app.state.limiter.aclose()
             await app.state.redis.aclose()
+            await app.state.api_pool.close()
             await app.state.pool.close()
 
     app = FastAPI(
@@ -65,8 +83,14 @@ def create_app(settings: Settings, sync: ConfigSync | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.sync = sync
-    for module in (workflows, triggers, dry_run, logs, account, catalog, events):
-        app.include_router(module.router, prefix=PREFIX)
+    routers = (workflows, backtest, triggers, trigger_stats, dry_run, preview, logs, templates,
+               account)  # fmt: skip
+    for module in routers:
+        app.include_router(module.router, prefix=PREFIX, **ratelimit.PER_KEY)
+    app.include_router(events.router, prefix=PREFIX, **ratelimit.PER_ACCOUNT_EVENTS)
+    app.include_router(catalog.router, prefix=PREFIX)  # public: no key, no budget
+    app.include_router(stats_routes.router, prefix=PREFIX, **ratelimit.PER_KEY)
+    app.state.metrics = gateway_registry(with_ray=sync is not None)  # actors: Ray is up here
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -74,5 +98,10 @@ def create_app(settings: Settings, sync: ConfigSync | None = None) -> FastAPI:
         return {"status": "ok"}
 
     problems.install(app)
+    idempotency.document(app)
+    # Outermost last: body limit, then idempotency keys, then the rate-limit headers.
+    app.add_middleware(ratelimit.RateLimitHeaders)
+    app.add_middleware(idempotency.Idempotency)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, registry=app.state.metrics)  # last added: outermost
     return app

@@ -18,7 +18,7 @@ from pipelines import errors
 from pipelines.index import TriggerSpec
 from store import accounts, audit
 from store import workflows as store
-from store.db import Conn, Executor
+from store.db import Conn, Executor, TenantPool
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `hairtrigger keys create`.")
 
@@ -30,7 +30,14 @@ class Principal:
     scopes: frozenset[str]
 
 
-def get_pool(request: Request) -> asyncpg.Pool:
+def get_pool(request: Request) -> TenantPool:
+    """The caller's view of the database: row-level security limits it to the account of the
+    key (set by the scope check); before that, it sees no tenant rows at all."""
+    return TenantPool(request.app.state.api_pool, lambda: getattr(request.state, "account", None))
+
+
+def get_system_pool(request: Request) -> asyncpg.Pool:
+    """Across accounts, for what must be: finding an API key by its hash, system-wide stats."""
     pool: asyncpg.Pool = request.app.state.pool
     return pool
 
@@ -40,12 +47,14 @@ def get_redis(request: Request) -> Redis:
     return redis
 
 
-PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
+PoolDep = Annotated[TenantPool, Depends(get_pool)]
+SystemPoolDep = Annotated[asyncpg.Pool, Depends(get_system_pool)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 
 
 async def _principal(
-    pool: PoolDep,
+    request: Request,
+    pool: SystemPoolDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None:
@@ -53,6 +62,7 @@ async def _principal(
     found = await accounts.find_key(pool, credentials.credentials)
     if found is None:
         raise ApiError(401, errors.UNAUTHORIZED, "the API key is not valid")
+    request.state.account = found.account_id  # what get_pool's connections are limited to
     return Principal(found.key_id, found.account_id, found.scopes)
 
 
@@ -65,9 +75,11 @@ def require(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
     return check
 
 
+Caller = Annotated[Principal, Depends(_principal)]  # any valid key, whatever its scopes
 Reader = Annotated[Principal, Depends(require(names.SCOPE_WORKFLOW_READ))]
 Editor = Annotated[Principal, Depends(require(names.SCOPE_WORKFLOW_EDIT))]
 EventWriter = Annotated[Principal, Depends(require(names.SCOPE_EVENTS_WRITE))]
+Operator = Annotated[Principal, Depends(require(names.SCOPE_STATS_READ))]
 
 
 async def owned_workflow(
@@ -81,6 +93,8 @@ async def owned_workflow(
     """The caller's live workflow (or deleted too, if asked): 404 when there is none, 403 when
     another account owns it."""
     row = await store.get_workflow(conn, workflow_id, lock=lock, deleted=deleted)
+    if row is None and await store.workflow_elsewhere(conn, workflow_id, deleted=deleted):
+        raise ApiError(403, errors.FORBIDDEN, "the workflow belongs to another account")
     if row is None:
         raise ApiError(404, errors.NOT_FOUND, f"no workflow {workflow_id}")
     if row["account_id"] != principal.account_id:

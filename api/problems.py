@@ -59,7 +59,9 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _described("No valid API key"),
     403: _described("Missing scope, or another account's resource"),
     404: _described("No such resource"),
-    409: _described("Conflict with the current state (e.g. Trigger already exists)"),
+    409: _described(
+        "Conflict with the current state (e.g. Trigger already exists, Workflow loop detected)"
+    ),
     413: _described("Request body too large"),
     422: _described("Missing required field or wrong type"),
 }
@@ -120,6 +122,16 @@ async def _on_unstorable(request: Request, exc: Exception) -> Response:
     return problem(400, errors.UNSTORABLE_VALUE, str(exc), request.url.path)
 
 
+async def _on_outage(request: Request, exc: Exception) -> Response:
+    log.warning("database unreachable on %s %s: %r", request.method, request.url.path, exc)
+    response = problem(
+        503, errors.SERVICE_UNAVAILABLE, "the database does not answer; retry shortly",
+        request.url.path,
+    )  # fmt: skip
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 async def _on_crash(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(500, errors.INTERNAL_ERROR, "an unexpected error occurred", request.url.path)
@@ -133,4 +145,8 @@ def install(app: FastAPI) -> None:
     # Backstops: a value that slipped past validation but cannot be stored or encoded.
     app.add_exception_handler(asyncpg.DataError, _on_unstorable)
     app.add_exception_handler(orjson.JSONEncodeError, _on_unstorable)
+    # The database down or gone mid-request: 503 with Retry-After, not a 500.
+    for outage in (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+                   asyncpg.CannotConnectNowError):  # fmt: skip
+        app.add_exception_handler(outage, _on_outage)
     app.add_exception_handler(Exception, _on_crash)

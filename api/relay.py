@@ -34,12 +34,17 @@ async def relay_once(pool: asyncpg.Pool, redis: Redis, limit: int = BATCH) -> in
 
 
 async def run(pool: asyncpg.Pool, redis: Redis, idle_s: float = 0.5) -> None:
-    """Relay until cancelled."""
+    """Relay until cancelled. Nothing but cancellation ends it: while it is down, held
+    accounts would have every new event held too."""
     while True:
         try:
             moved = await relay_once(pool, redis)
-        except (RedisError, OSError, asyncpg.PostgresError) as exc:
+        except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("ingest relay waiting for its servers: %s", exc)
+            moved = 0
+            await asyncio.sleep(1.0)
+        except Exception:
+            log.exception("ingest relay failed; retrying")
             moved = 0
             await asyncio.sleep(1.0)
         if moved < BATCH:

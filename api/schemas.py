@@ -6,7 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 TRIGGER_EXAMPLE: dict[str, Any] = {
     "trigger_type": "form",
@@ -75,10 +76,44 @@ class WorkflowPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
 
+TEMPLATE_EXAMPLE: dict[str, Any] = {
+    "template": "form_follow_up",
+    "overrides": {"form_id": "quote-request", "settings": {"respect_business_hours": True}},
+}
+
+
 class TriggerIn(Strict):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [TRIGGER_EXAMPLE]})
-    trigger_type: str = Field(description="The category: contact, form, pipeline, ...")
-    trigger_event: str = Field(description="An event of that category (see GET /catalog).")
+    """A trigger configuration, written out or made from a template (GET /trigger-templates)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [TRIGGER_EXAMPLE, TEMPLATE_EXAMPLE]}
+    )
+    template: str | None = Field(
+        default=None,
+        description="A trigger template id, instead of trigger_type, trigger_event, filters and "
+        "settings. The expanded configuration is validated like a written one; an unknown "
+        "id is 422 Unknown trigger template.",
+        examples=["hot_lead_tag_added"],
+    )
+    overrides: dict[str, Any] | None = Field(
+        default=None,
+        description="With `template` only. Keys: a parameter of the template (its value goes "
+        "into the condition or setting the parameter names; null leaves that condition out or "
+        "resets the setting); `settings`: merged over the template's settings; `conditions`: "
+        "more conditions, ANDed with the template's. Error pointers refer to the expanded "
+        "configuration.",
+        examples=[{"tag": "vip", "settings": {"respect_business_hours": True}}],
+    )
+    trigger_type: str | None = Field(
+        default=None,
+        validate_default=True,
+        description="The category: contact, form, pipeline, ... Required unless `template`.",
+    )
+    trigger_event: str | None = Field(
+        default=None,
+        validate_default=True,
+        description="An event of that category (see GET /catalog). Required unless `template`.",
+    )
     filters: dict[str, Any] | None = Field(
         default=None,
         description="Nested AND/OR groups of {field, operator, value}; at most 20 conditions "
@@ -91,6 +126,23 @@ class TriggerIn(Strict):
         "date_field, offset_days, cron, every, days_of_week, catch_up_hours.",
     )
     is_active: bool = True
+
+    @field_validator("overrides")
+    @classmethod
+    def _overrides_need_a_template(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and info.data.get("template") is None:
+            raise ValueError("overrides apply to a template: give `template` too")
+        return value
+
+    @field_validator("trigger_type", "trigger_event", "filters", "settings")
+    @classmethod
+    def _template_or_fields(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.data.get("template") is not None:
+            if value is not None:
+                raise ValueError(f"give either `template` or {info.field_name}, not both")
+        elif value is None and info.field_name in ("trigger_type", "trigger_event"):
+            raise PydanticCustomError("missing", "Field required")
+        return value
 
 
 class Trigger(BaseModel):

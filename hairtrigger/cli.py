@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import signal
+import ssl
 import sys
 import uuid
 from collections.abc import Callable, Coroutine
@@ -16,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from hairtrigger import embedded, logs, names
+from hairtrigger import embedded, logs, names, serving
 from hairtrigger.config import Settings
 from pipelines.account import check_timezone
 from pipelines.errors import ConfigError
@@ -89,29 +90,53 @@ def _cmd_keys_create(settings: Settings, args: argparse.Namespace) -> Any:
     return asyncio.run(_with_db(settings.database_url, work))
 
 
-def _cmd_up(settings: Settings, args: argparse.Namespace) -> Any:
-    import uvicorn
+def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The TLS context of `up --ssl-certfile F --ssl-keyfile K`, or None for plain HTTP."""
+    if args.ssl_certfile is None and args.ssl_keyfile is None:
+        return None
+    if args.ssl_certfile is None or args.ssl_keyfile is None:
+        raise CliError("--ssl-certfile and --ssl-keyfile go together")
+    try:
+        return serving.tls_context(args.ssl_certfile, args.ssl_keyfile)
+    except serving.TlsError as exc:
+        raise CliError(str(exc)) from None
 
+
+def _cmd_up(settings: Settings, args: argparse.Namespace) -> Any:
     from api.app import create_app
     from hairtrigger import runtime
 
+    tls = _tls(args)  # before anything starts: a bad certificate fails fast
     _cmd_migrate(settings, args)
     with (
         contextlib.suppress(_Stopped),
-        runtime.engine(settings, args.partitions, args.address) as eng,
+        runtime.engine(
+            settings, args.partitions, args.address, metrics_port=args.metrics_port
+        ) as eng,
     ):
         # uvicorn drains requests on SIGINT/SIGTERM, then re-raises the signal to the handler
         # installed before it: ours, so the actors drain and embedded servers stop on the way out.
         _on_stop_signals(_raise_stopped)
-        base = f"http://{args.host}:{args.port}"
+        base = f"{'https' if tls else 'http'}://{args.host}:{args.port}"
         print(f"Hairtrigger API:  {base}  (docs: {base}/docs)", flush=True)
         print(f"Ray dashboard:    {eng.dashboard_url or 'not running'}", flush=True)
+        print(_where_metrics(eng, base), flush=True)
         print(f"Partitions: {args.partitions} over {eng.shards} shards; scheduler running",
               flush=True)  # fmt: skip
         app = create_app(settings, sync=eng.partitions)
-        config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None)
-        uvicorn.Server(config).run()
+        serving.api_server(app, args.host, args.port, tls).run()
     return None
+
+
+def _where_metrics(eng: Any, base: str) -> str:
+    """Where `up` users find the numbers: Prometheus text per node, the dashboard, /stats."""
+    lines = [f"Metrics:          {url}  (Prometheus text; scrape every node's, names"
+             " ray_hairtrigger_*)" for url in eng.metrics_urls]  # fmt: skip
+    if eng.dashboard_url:
+        lines.append(f"Metrics charts:   {eng.dashboard_url}/#/metrics  (needs Prometheus and"
+                     " Grafana: `ray metrics launch-prometheus`)")  # fmt: skip
+    lines.append(f"Stats:            {base}/api/v1/stats  (a key with stats:read)")
+    return "\n".join(lines)
 
 
 def _cmd_demo(settings: Settings, args: argparse.Namespace) -> Any:
@@ -144,7 +169,11 @@ def _parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(required=True)
     kc = keys.add_parser("create", help="create an API key; prints {api_key, key_id, scopes}")
     kc.add_argument("--account", required=True)
-    kc.add_argument("--scopes", default=",".join(names.SCOPES))
+    kc.add_argument(
+        "--scopes",
+        default=",".join(names.TENANT_SCOPES),
+        help=f"comma-separated, of {', '.join(names.SCOPES)} (stats:read: operators only)",
+    )
     kc.set_defaults(run=_cmd_keys_create)
 
     up = sub.add_parser("up", help="migrate and serve the API until SIGINT/SIGTERM")
@@ -152,6 +181,10 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=8000)
     up.add_argument("--partitions", type=int, default=2, help="partition actors (default 2)")
     up.add_argument("--address", default=None, help="join a Ray cluster, e.g. 'auto'")
+    up.add_argument("--metrics-port", type=int, default=None,
+                    help="Prometheus port of a local Ray (default: a free one)")  # fmt: skip
+    up.add_argument("--ssl-certfile", help="serve HTTPS (TLS 1.2+) with this PEM certificate")
+    up.add_argument("--ssl-keyfile", help="the certificate's unencrypted PEM private key")
     up.set_defaults(run=_cmd_up)
 
     demo = sub.add_parser("demo", help="seed a demo account and stream events through it")

@@ -6,6 +6,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipelines.ratelimit import Budget, parse_budget
+
+# Default rate budgets (README "Rate limits"): config writes and reads per API key per minute;
+# events per account per second, about a quarter of what the box ingests end to end.
+DEFAULT_WRITES = Budget(100, 60)
+DEFAULT_READS = Budget(1000, 60)
+DEFAULT_EVENTS = Budget(5000, 1)
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -15,16 +23,36 @@ class Settings:
     shards: int = 8
     max_body_bytes: int = 1024 * 1024
     max_events_per_request: int = 1000
+    # Rate budgets (None = no limit): config calls per API key, event ingest per account.
+    rate_writes: Budget | None = DEFAULT_WRITES
+    rate_reads: Budget | None = DEFAULT_READS
+    rate_events: Budget | None = DEFAULT_EVENTS
+    # Shard streams: processed entries older than this are trimmed (0 = kept forever); this
+    # much history is what a trigger backtest can replay.
+    stream_retention_hours: int = 168
+    # Length cap per shard stream (approximate; 0 = none), applied by the owning partition:
+    # a memory bound when events arrive faster than the retention can age them out.
+    stream_max_len: int = 1_000_000
 
     def __post_init__(self) -> None:
         if self.shards < 1:
             raise ValueError("HAIRTRIGGER_SHARDS must be at least 1")
         if self.max_body_bytes < 1024:
             raise ValueError("HAIRTRIGGER_MAX_BODY_BYTES must be at least 1024")
+        if self.stream_retention_hours < 0:
+            raise ValueError("HAIRTRIGGER_STREAM_RETENTION_HOURS must not be negative")
+        if self.stream_max_len < 0:
+            raise ValueError("HAIRTRIGGER_STREAM_MAX_LEN must not be negative")
+        if self.rate_events is not None and self.rate_events.limit < self.max_events_per_request:
+            # Otherwise a full-size batch could never pass and would be refused forever.
+            raise ValueError(
+                f"HAIRTRIGGER_RATE_EVENTS must allow at least {self.max_events_per_request}"
+                " events (one full batch) per window"
+            )
 
     @classmethod
     def from_env(cls) -> Settings:
-        """Raises ValueError naming the variable that is not a whole number."""
+        """Raises ValueError naming the variable that is malformed."""
         env = os.environ
         return cls(
             database_url=env.get("DATABASE_URL") or None,
@@ -32,6 +60,11 @@ class Settings:
             data_dir=Path(env.get("HAIRTRIGGER_DATA_DIR", ".hairtrigger")),
             shards=_int(env, "HAIRTRIGGER_SHARDS", 8),
             max_body_bytes=_int(env, "HAIRTRIGGER_MAX_BODY_BYTES", 1024 * 1024),
+            rate_writes=_budget(env, "HAIRTRIGGER_RATE_WRITES", DEFAULT_WRITES),
+            rate_reads=_budget(env, "HAIRTRIGGER_RATE_READS", DEFAULT_READS),
+            rate_events=_budget(env, "HAIRTRIGGER_RATE_EVENTS", DEFAULT_EVENTS),
+            stream_retention_hours=_int(env, "HAIRTRIGGER_STREAM_RETENTION_HOURS", 168),
+            stream_max_len=_int(env, "HAIRTRIGGER_STREAM_MAX_LEN", 1_000_000),
         )
 
 
@@ -40,3 +73,12 @@ def _int(env: os._Environ[str], name: str, default: int) -> int:
         return int(env.get(name, default))
     except ValueError:
         raise ValueError(f"{name} must be a whole number, not {env[name]!r}") from None
+
+
+def _budget(env: os._Environ[str], name: str, default: Budget) -> Budget | None:
+    if name not in env:
+        return default
+    try:
+        return parse_budget(env[name])
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None

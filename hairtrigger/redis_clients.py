@@ -23,6 +23,19 @@ def async_client(url: str) -> AsyncRedis:
     )
 
 
+def gateway_client(url: str) -> AsyncRedis:
+    """For request handlers: a Redis that hangs (rather than refusing) must not hang requests;
+    ingest then holds the events in Postgres instead."""
+    return AsyncRedis.from_url(
+        url,
+        retry=AsyncRetry(_backoff(), _RETRIES),
+        retry_on_error=_ON,
+        health_check_interval=30,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+    )
+
+
 def sync_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(
         url, retry=Retry(_backoff(), _RETRIES), retry_on_error=_ON, health_check_interval=30

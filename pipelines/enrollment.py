@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ from zoneinfo import ZoneInfo
 from pipelines.catalog import TRIGGER_EVENTS
 from pipelines.compiler import EventView
 from pipelines.envelope import Event
-from pipelines.index import TriggerIndex, TriggerSpec
+from pipelines.index import CompiledTrigger, TriggerIndex, TriggerSpec
 from pipelines.projection import Contact, apply, is_contact_event, utc
 from pipelines.schedule import next_opening
 
@@ -117,12 +118,16 @@ def _log(
 
 
 def evaluate(
-    events: Iterable[Event], index: TriggerIndex, contacts: dict[ContactKey, Contact]
+    events: Iterable[Event],
+    index: TriggerIndex,
+    contacts: dict[ContactKey, Contact],
+    evaluated: Counter[tuple[uuid.UUID, uuid.UUID, uuid.UUID]] | None = None,
 ) -> tuple[list[Match], list[LogEntry], set[ContactKey]]:
     """Apply contact events to `contacts` (in place) and match every event.
 
     Returns the matches, the logs of non-matches (opted in) and predicate errors, and the keys
-    of contacts the batch changed."""
+    of contacts the batch changed. `evaluated`, if given, counts the events each (account,
+    workflow, trigger) was checked against."""
     matches: list[Match] = []
     logs: list[LogEntry] = []
     changed: set[ContactKey] = set()
@@ -143,6 +148,8 @@ def evaluate(
         if env.event_type in TIME_EVENT_TYPES:  # the scheduler emits one event per trigger
             target = str(env.data.get("trigger_id", ""))
             candidates = [c for c in candidates if str(c.spec.trigger_id) == target]
+        if evaluated is not None:
+            _count(evaluated, env.account_id, candidates)
         for compiled in candidates:
             try:  # `check` holds for candidates of this very data and contact: pipelines.index
                 ok = compiled.check(view)
@@ -154,13 +161,32 @@ def evaluate(
                 matches.append(Match(event, compiled.spec, contact.deleted))
             elif compiled.spec.settings.log_non_matches:
                 logs.append(_log(event, compiled.spec, False, NOT_MATCHED))
-        loggers = index.non_match_loggers(env.account_id, env.event_type)
-        if loggers:
-            evaluated = {c.spec.trigger_id for c in candidates}
-            for compiled in loggers:
-                if compiled.spec.trigger_id not in evaluated:
-                    logs.append(_log(event, compiled.spec, False, NOT_MATCHED))
+        loggers = _unchecked_loggers(index, env.account_id, env.event_type, candidates)
+        for compiled in loggers:
+            logs.append(_log(event, compiled.spec, False, NOT_MATCHED))
+        if loggers and evaluated is not None:
+            _count(evaluated, env.account_id, loggers)
     return matches, logs, changed
+
+
+def _unchecked_loggers(
+    index: TriggerIndex, account_id: uuid.UUID, event_type: str, checked: list[CompiledTrigger]
+) -> list[CompiledTrigger]:
+    """Triggers logging non-matches that the index did not offer: they did not match."""
+    loggers = index.non_match_loggers(account_id, event_type)
+    if not loggers:
+        return loggers
+    seen = {c.spec.trigger_id for c in checked}
+    return [c for c in loggers if c.spec.trigger_id not in seen]
+
+
+def _count(
+    evaluated: Counter[tuple[uuid.UUID, uuid.UUID, uuid.UUID]],
+    account_id: uuid.UUID,
+    triggers: list[CompiledTrigger],
+) -> None:
+    for compiled in triggers:
+        evaluated[(account_id, compiled.spec.workflow_id, compiled.spec.trigger_id)] += 1
 
 
 def _blocked(match: Match, last: Last | None, now: datetime, loop_limit: int) -> str | None:

@@ -23,7 +23,7 @@ class TriggerConfig:
 
 
 def validate_trigger(
-    trigger_type: str, trigger_event: str, filters: object, settings: object
+    trigger_type: object, trigger_event: object, filters: object, settings: object
 ) -> TriggerConfig:
     """Check a configuration and return it parsed; raise ConfigError naming the first problem."""
     if trigger_type not in CATEGORIES:
@@ -32,7 +32,7 @@ def validate_trigger(
             f"'{trigger_type}' is not a trigger type; use one of {', '.join(CATEGORIES)}",
             "/trigger_type",
         )
-    event = BY_NAME.get(trigger_event)
+    event = BY_NAME.get(trigger_event) if isinstance(trigger_event, str) else None
     if event is None:
         raise ConfigError(
             errors.INVALID_TRIGGER_EVENT,

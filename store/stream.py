@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,6 +13,14 @@ import orjson
 
 from pipelines.enrollment import BusinessHours, ContactKey, Enrollment, Last, LogEntry, PairKey
 from pipelines.projection import Contact, date_fields
+from pipelines.trigger_stats import (
+    BLOCKED_REASONS,
+    Decision,
+    Tally,
+    TriggerKey,
+    hour_of,
+    tally,
+)
 from store.db import Conn, Executor
 
 
@@ -66,9 +74,10 @@ async def write_batch(
     enrollments: list[Enrollment],
     logs: list[LogEntry],
     shard_of: dict[uuid.UUID, int],
+    evaluated: Mapping[TriggerKey, int] | None = None,
 ) -> list[Enrollment]:
-    """Projection upserts, enrollments and logs in one transaction; returns the enrollments
-    actually inserted (a redelivered event inserts none)."""
+    """Projection upserts, enrollments, logs and per-trigger stats in one transaction; returns
+    the enrollments actually inserted (a redelivered event inserts none)."""
     async with conn.transaction():
         if contacts:
             await _upsert_contacts(conn, contacts)
@@ -76,9 +85,11 @@ async def write_batch(
         inserted: dict[uuid.UUID, datetime] = {}
         if enrollments:
             inserted = await _insert_enrollments(conn, enrollments, shard_of)
-        if logs:
-            await _insert_logs(conn, logs)
-    return [replace(e, enrolled_at=inserted[e.id]) for e in enrollments if e.id in inserted]
+        decisions = await _insert_logs(conn, logs) if logs else []
+        added = [replace(e, enrolled_at=inserted[e.id]) for e in enrollments if e.id in inserted]
+        if evaluated is not None:
+            await _add_stats(conn, tally(evaluated, decisions, added))
+    return added
 
 
 async def _upsert_contacts(conn: Conn, contacts: dict[ContactKey, Contact]) -> None:
@@ -154,13 +165,15 @@ async def _insert_enrollments(
     return {r["id"]: r["enrolled_at"] for r in rows}
 
 
-async def _insert_logs(conn: Conn, logs: list[LogEntry]) -> None:
-    await conn.execute(
+async def _insert_logs(conn: Conn, logs: list[LogEntry]) -> list[Decision]:
+    """Insert what is new; the decisions actually recorded."""
+    rows = await conn.fetch(
         "INSERT INTO trigger_execution_logs (account_id, workflow_id, trigger_id, contact_id,"
         " event_id, event_type, matched, enrolled, failure_reason, details)"
         " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[],"
         " $6::text[], $7::bool[], $8::bool[], $9::text[], $10::jsonb[])"
-        " ON CONFLICT DO NOTHING",
+        " ON CONFLICT DO NOTHING RETURNING account_id, workflow_id, trigger_id, matched, enrolled,"
+        " failure_reason",
         [g.account_id for g in logs],
         [g.workflow_id for g in logs],
         [g.trigger_id for g in logs],
@@ -171,6 +184,48 @@ async def _insert_logs(conn: Conn, logs: list[LogEntry]) -> None:
         [g.enrolled for g in logs],
         [g.failure_reason for g in logs],
         [g.details for g in logs],
+    )
+    return [
+        Decision((r["account_id"], r["workflow_id"], r["trigger_id"]), r["matched"],
+                 r["enrolled"], r["failure_reason"])
+        for r in rows
+    ]  # fmt: skip
+
+
+async def _add_stats(conn: Conn, tallies: dict[TriggerKey, Tally]) -> None:
+    """Add a batch's tallies to the trigger's current hour (rows in key order: no deadlocks)."""
+    if not tallies:
+        return
+    hour = hour_of(datetime.now(UTC))
+    keys = sorted(tallies)
+    t = [tallies[k] for k in keys]
+    await conn.execute(
+        "INSERT INTO trigger_stats AS s (account_id, workflow_id, trigger_id, hour, evaluated,"
+        " matched, enrolled, errors, already_enrolled, cooldown, contact_deleted, loop_depth,"
+        " latency_ms) SELECT a, w, tr, $4, ev, m, en, er, ae, cd, dl, ld,"
+        " string_to_array(lat, ',')::bigint[] FROM unnest($1::uuid[], $2::uuid[], $3::uuid[],"
+        " $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],"
+        " $11::bigint[], $12::bigint[], $13::text[])"
+        " AS u(a, w, tr, ev, m, en, er, ae, cd, dl, ld, lat)"
+        " ON CONFLICT (account_id, workflow_id, hour, trigger_id) DO UPDATE SET"
+        " evaluated = s.evaluated + EXCLUDED.evaluated, matched = s.matched + EXCLUDED.matched,"
+        " enrolled = s.enrolled + EXCLUDED.enrolled, errors = s.errors + EXCLUDED.errors,"
+        " already_enrolled = s.already_enrolled + EXCLUDED.already_enrolled,"
+        " cooldown = s.cooldown + EXCLUDED.cooldown,"
+        " contact_deleted = s.contact_deleted + EXCLUDED.contact_deleted,"
+        " loop_depth = s.loop_depth + EXCLUDED.loop_depth,"
+        " latency_ms = ARRAY(SELECT x + y FROM unnest(s.latency_ms, EXCLUDED.latency_ms)"
+        " WITH ORDINALITY AS l(x, y, n) ORDER BY n)",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [k[2] for k in keys],
+        hour,
+        [x.evaluated for x in t],
+        [x.matched for x in t],
+        [x.enrolled for x in t],
+        [x.errors for x in t],
+        *([x.blocked[r] for x in t] for r in BLOCKED_REASONS),
+        [",".join(map(str, x.latency)) for x in t],
     )
 
 

@@ -24,6 +24,7 @@ import uvicorn
 from api.app import create_app
 from hairtrigger import embedded, names
 from hairtrigger.config import Settings
+from pipelines.ratelimit import Budget
 from store import accounts, db
 from store.migrate import migrate
 
@@ -105,6 +106,11 @@ def settings(database_url: str, redis_url: str) -> Settings:
         data_dir=Path(".hairtrigger"),
         shards=4,
         max_body_bytes=256 * 1024,
+        # Tests make many calls quickly with one key: budgets far above the defaults, so the
+        # limiter runs on every call but only tests/api/test_ratelimit.py ever meets a limit.
+        rate_writes=Budget(100_000, 60),
+        rate_reads=Budget(100_000, 60),
+        rate_events=Budget(1_000_000, 1),
     )
 
 

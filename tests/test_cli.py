@@ -54,8 +54,10 @@ def test_accounts_and_keys_create_print_json(cli: Any, db_sync: Db) -> None:
         assert found.key_id == uuid.UUID(key["key_id"])
         stored = db_sync.value("SELECT key_hash FROM api_keys WHERE id = $1", found.key_id)
         assert key["api_key"].encode() not in bytes(stored)
-        all_scopes = json.loads(cli("keys", "create", "--account", str(account_id)).stdout)
-        assert all_scopes["scopes"] == list(names.SCOPES)
+        default = json.loads(cli("keys", "create", "--account", str(account_id)).stdout)
+        assert default["scopes"] == list(names.TENANT_SCOPES)  # stats:read only when asked
+        operator = cli("keys", "create", "--account", str(account_id), "--scopes", "stats:read")
+        assert json.loads(operator.stdout)["scopes"] == ["stats:read"]
     finally:
         db_sync.run(lambda c: c.execute("DELETE FROM accounts WHERE id = $1", account_id))
 

@@ -16,6 +16,7 @@ from api.schemas import Strict
 from pipelines import errors
 from pipelines.dry_run import dry_run, simulated_event
 from pipelines.envelope import Rejected
+from pipelines.projection import Contact
 from store import config_sync, logs, stream
 
 router = APIRouter(
@@ -27,7 +28,10 @@ router = APIRouter(
 
 
 class TestIn(Strict):
-    contact_id: uuid.UUID = Field(description="A contact of the projection (seen in events).")
+    contact_id: uuid.UUID = Field(
+        description="A contact of the projection (seen in events); an unknown id is tested as "
+        "a new contact with no state."
+    )
     simulate_event_data: dict[str, Any] = Field(
         default_factory=dict,
         description="The event's `data` as it would arrive, e.g. the form answers or the tag.",
@@ -52,6 +56,10 @@ class TestResult(BaseModel):
     )
     event: dict[str, Any] = Field(description="The simulated event's type and data.")
     log_id: int = Field(description="The test log entry written (see GET /trigger-logs).")
+    contact_known: bool = Field(
+        description="The contact is in the projection; if not, it was tested as a new, empty "
+        "contact (e.g. for contact_created, with its fields in simulate_event_data)."
+    )
 
 
 @router.post("/{trigger_id}/test", response_model=TestResult)
@@ -69,9 +77,7 @@ async def test_trigger(
         raise ApiError(404, errors.NOT_FOUND, f"workflow {workflow_id} has no trigger {trigger_id}")
     account_id, contact_id = principal.account_id, body.contact_id
     found = await stream.load_contacts(pool, [(account_id, contact_id)])
-    contact = found.get((account_id, contact_id))
-    if contact is None:
-        raise ApiError(404, errors.NOT_FOUND, f"no contact {contact_id} in this account")
+    contact = found.get((account_id, contact_id))  # None: a contact the events have not made
     now = datetime.now(UTC)
     event = simulated_event(spec, contact_id, body.simulate_event_data, now)
     if isinstance(event, Rejected):
@@ -81,7 +87,7 @@ async def test_trigger(
     if spec.settings.respect_business_hours:
         hours = (await stream.load_business_hours(pool, [account_id]))[account_id]
     result = dry_run(
-        spec, workflow["status"], contact, event,
+        spec, workflow["status"], contact or Contact(), event,
         history.get((account_id, workflow_id, contact_id)), now, hours,
     )  # fmt: skip
     log_id = await logs.insert_test_log(
@@ -105,4 +111,5 @@ async def test_trigger(
         "conditions": result.conditions,
         "event": result.event,
         "log_id": log_id,
+        "contact_known": contact is not None,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
@@ -22,6 +23,7 @@ from pipelines.sharding import shard_for
 from store import ingest as outbox
 
 log = logging.getLogger(__name__)
+OUTBOX_CHECK_S = 0.5
 router = APIRouter(tags=["events"], route_class=GuardedRoute, responses=PROBLEM_RESPONSES)
 
 
@@ -69,10 +71,10 @@ async def _hold_if_needed(
 ) -> bool:
     """XADD the batch; when Redis is unreachable, or the account already has events held (they
     must go first), keep it in the ingest outbox instead. True when held."""
-    try:
-        waiting = await outbox.holds_events(pool, account_id)
-    except (asyncpg.PostgresError, OSError) as exc:  # ingest must not need Postgres to be up
-        log.warning("cannot see the ingest outbox, sending to Redis: %s", exc)
+    try:  # ingest must not need Postgres to be up, nor wait for a slow one
+        waiting = await asyncio.wait_for(outbox.holds_events(pool, account_id), OUTBOX_CHECK_S)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        log.warning("cannot see the ingest outbox, sending to Redis: %r", exc)
         waiting = False
     if not waiting:
         try:

@@ -89,6 +89,7 @@ def test_matching_contact_explains_every_condition_and_enrolls_nobody(
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["matched"], body["would_enroll"], body["reason"]) == (True, True, None)
+    assert body["contact_known"] is True
     assert body["status"] == "triggered"
     tree = body["conditions"]
     assert (tree["logic"], tree["passed"]) == ("AND", True)
@@ -186,8 +187,12 @@ def test_test_endpoint_failure_modes(tenant: MakeTenant, db_sync: Db) -> None:
     wf, tr = form_workflow(t)
     contact = add_contact(db_sync, t.account_id)
     stranger = add_contact(db_sync, other.account_id)
-    problem(run_test(t, wf, tr, uuid.uuid4()), 404, errors.NOT_FOUND)
-    problem(run_test(t, wf, tr, stranger), 404, errors.NOT_FOUND)  # another account's contact
+    # an unknown contact, and another account's, are tested as new contacts: nothing leaks
+    for unknown in (uuid.uuid4(), stranger):
+        body = run_test(t, wf, tr, unknown, form_id="lead-form").json()
+        assert (body["contact_known"], body["matched"]) == (False, False)
+        tags = body["conditions"]["conditions"][1]["conditions"][1]
+        assert tags["actual"] is None
     problem(run_test(t, wf, str(uuid.uuid4()), contact), 404, errors.NOT_FOUND)
     problem(run_test(other, wf, tr, stranger), 403, errors.FORBIDDEN)
     bad = run_test(t, wf, tr, contact, current_state="not an object")
@@ -196,7 +201,7 @@ def test_test_endpoint_failure_modes(tenant: MakeTenant, db_sync: Db) -> None:
     )
     missing = t.client.post(f"/workflows/{wf}/trigger/{tr}/test", json={})
     problem(missing, 422, errors.MISSING_FIELD)
-    assert counts(db_sync, t.account_id) == (0, 0)
+    assert counts(db_sync, t.account_id) == (0, 2)  # the two test runs above
 
 
 def add_logs(db: Db, account_id: uuid.UUID, workflow_id: uuid.UUID, n: int, **kw: Any) -> None:
@@ -344,3 +349,16 @@ def test_time_trigger_and_contact_event_dry_runs(tenant: MakeTenant, db_sync: Db
     assert body["conditions"]["conditions"][0]["actual"] == ["vip", "hot"]
     state = db_sync.value("SELECT state FROM contacts WHERE contact_id = $1", vip)
     assert state["tags"] == ["vip"]  # the projection itself is untouched
+
+
+def test_a_new_contact_can_be_tested_for_contact_created(tenant: MakeTenant) -> None:
+    t = tenant()
+    workflow = new_workflow(t.client)
+    trigger = new_trigger(t.client, workflow["id"], {
+        "trigger_type": "contact", "trigger_event": "contact_created",
+        "filters": all_of(cond("contact.source", "equals", "website"))})  # fmt: skip
+    activate(t, workflow["id"])
+    state = {"current_state": {"source": "Website", "email": "new@example.com"}}
+    body = run_test(t, workflow["id"], trigger["id"], uuid.uuid4(), **state).json()
+    assert (body["contact_known"], body["matched"], body["would_enroll"]) == (False, True, True)
+    assert body["conditions"]["conditions"][0]["actual"] == "Website"

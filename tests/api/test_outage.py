@@ -1,0 +1,47 @@
+"""The database unreachable from the gateway: 503 problem documents with Retry-After (keyed or
+not), and service as usual once it is back."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from api.app import create_app
+from hairtrigger.config import Settings
+from pipelines import errors
+from tests.api.helpers import problem
+from tests.conftest import Db, Tenant, serve, tenant_factory
+from tests.proxy import TcpProxy
+
+
+@pytest.fixture
+def cut_off(settings: Settings, db_sync: Db) -> Iterator[tuple[Tenant, TcpProxy]]:
+    assert settings.database_url is not None
+    parts = urlsplit(settings.database_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    url = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+    with serve(create_app(dataclasses.replace(settings, database_url=url))) as api:
+        factory = tenant_factory(db_sync, api)
+        yield next(factory)(), proxy
+        proxy.restore()
+        next(factory, None)
+    proxy.close()
+
+
+def test_database_outage_is_503_then_service_resumes(cut_off: tuple[Tenant, TcpProxy]) -> None:
+    t, proxy = cut_off
+    assert t.client.get("/workflows").status_code == 200
+    proxy.cut()
+    for response in (
+        t.client.get("/workflows"),
+        t.client.post("/workflows", json={"name": "x"}),
+        t.client.post("/workflows", json={"name": "x"}, headers={"Idempotency-Key": "k-1"}),
+    ):
+        problem(response, 503, errors.SERVICE_UNAVAILABLE)
+        assert response.headers["retry-after"] == "1"
+    proxy.restore()
+    created = t.client.post("/workflows", json={"name": "x"}, headers={"Idempotency-Key": "k-1"})
+    assert created.status_code == 201, created.text

@@ -1,0 +1,347 @@
+"""`hairtrigger up --ssl-certfile F --ssl-keyfile K`: HTTPS with TLS 1.2 or newer only."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import ipaddress
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from api.app import create_app
+from hairtrigger import cli, serving
+from hairtrigger.config import Settings
+from store import accounts
+from tests.conftest import Db, free_port
+
+
+@dataclass(frozen=True)
+class Pki:
+    cert: Path
+    key: Path
+    other_key: Path  # belongs to no certificate here
+    encrypted_key: Path
+    not_pem: Path
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey, password: bytes | None = None) -> bytes:
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password) if password else
+        serialization.NoEncryption()
+    )  # fmt: skip
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+
+
+def _self_signed(key: ec.EllipticCurvePrivateKey) -> bytes:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    public = key.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A self-signed certificate for localhost / 127.0.0.1 and some unusable key files."""
+    where = tmp_path_factory.mktemp("pki")
+    key, other = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    files = {
+        "cert.pem": _self_signed(key),
+        "key.pem": _key_pem(key),
+        "other-key.pem": _key_pem(other),
+        "encrypted-key.pem": _key_pem(key, b"secret"),
+        "not-pem.txt": b"this is not a certificate\n",
+    }
+    for name, content in files.items():
+        (where / name).write_bytes(content)
+    return Pki(
+        where / "cert.pem", where / "key.pem", where / "other-key.pem",
+        where / "encrypted-key.pem", where / "not-pem.txt",
+    )  # fmt: skip
+
+
+def _trusting(pki: Pki, **versions: ssl.TLSVersion) -> ssl.SSLContext:
+    """A client that trusts only our certificate, optionally pinned to TLS versions."""
+    context = ssl.create_default_context(cafile=str(pki.cert))
+    for attr, version in versions.items():
+        setattr(context, attr, version)
+    return context
+
+
+def _tls_1_1_client() -> ssl.SSLContext:
+    """A client that speaks TLS 1.1 and nothing newer (OpenSSL 3 needs security level 0)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TLSv1_1 itself is deprecated
+        context.minimum_version = ssl.TLSVersion.TLSv1_1
+        context.maximum_version = ssl.TLSVersion.TLSv1_1
+    return context
+
+
+def _handshake(port: int, context: ssl.SSLContext) -> str | None:
+    """The TLS version a handshake with 127.0.0.1:port negotiates."""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        return tls.version()
+
+
+@contextlib.contextmanager
+def _serve_tls(app: Any, tls: ssl.SSLContext) -> Iterator[int]:
+    """`app` behind the same server `up` builds (serving.api_server), on a free port."""
+    port = free_port()
+    server = serving.api_server(app, "127.0.0.1", port, tls, log_level="warning")
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive(), "the TLS server failed to start"
+        assert time.monotonic() < deadline, "the TLS server did not start in 30 s"
+        time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def tls_port(settings: Settings, pki: Pki) -> Iterator[int]:
+    with _serve_tls(create_app(settings), serving.tls_context(pki.cert, pki.key)) as port:
+        yield port
+
+
+@pytest.fixture
+def api_key(db_sync: Db) -> Iterator[str]:
+    async def make(conn: Any) -> tuple[uuid.UUID, str]:
+        account_id = await accounts.create_account(conn, "tls account", "UTC")
+        key, _ = await accounts.create_key(conn, account_id, ["workflow:read", "workflow:edit"])
+        return account_id, key
+
+    account_id, key = db_sync.run(make)
+    yield key
+    db_sync.run(lambda c: c.execute("DELETE FROM accounts WHERE id = $1", account_id))
+
+
+def test_the_context_refuses_anything_older_than_tls_1_2(pki: Pki) -> None:
+    context = serving.tls_context(pki.cert, pki.key)
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert context.maximum_version == ssl.TLSVersion.MAXIMUM_SUPPORTED
+
+
+def test_https_round_trip_with_the_certificate_as_ca(tls_port: int, pki: Pki, api_key: str) -> None:
+    base = f"https://127.0.0.1:{tls_port}"
+    trust = _trusting(pki)
+    assert httpx.get(f"{base}/healthz", verify=trust, timeout=10).json() == {"status": "ok"}
+    headers = {"Authorization": f"Bearer {api_key}"}
+    with httpx.Client(base_url=f"{base}/api/v1", headers=headers, verify=trust) as client:
+        workflow = client.post("/workflows", json={"name": "Over TLS"})
+        assert workflow.status_code == 201, workflow.text
+        created = client.post(
+            f"/workflows/{workflow.json()['id']}/trigger",
+            json={"template": "hot_lead_tag_added", "overrides": {"tag": "vip"}},
+        )
+        assert created.status_code == 201, created.text
+        assert created.json()["filters"]["conditions"][0]["value"] == "vip"
+
+
+def test_tls_1_3_is_preferred_and_1_2_still_served(tls_port: int, pki: Pki) -> None:
+    assert _handshake(tls_port, _trusting(pki)) == "TLSv1.3"
+    only_1_2 = _trusting(pki, maximum_version=ssl.TLSVersion.TLSv1_2)
+    assert _handshake(tls_port, only_1_2) == "TLSv1.2"
+
+
+def test_a_client_that_does_not_trust_the_certificate_is_refused(tls_port: int) -> None:
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        httpx.get(f"https://127.0.0.1:{tls_port}/healthz", timeout=10)
+
+
+def test_a_tls_1_1_client_is_refused(tls_port: int, pki: Pki) -> None:
+    # asyncio's TLS transport hangs up without an alert: the client sees EOF in the handshake
+    with pytest.raises(ssl.SSLError, match=r"PROTOCOL_VERSION|EOF"):
+        _handshake(tls_port, _tls_1_1_client())
+
+
+def test_the_tls_1_1_client_is_refused_because_of_the_minimum(pki: Pki) -> None:
+    """Control: a server without the minimum (and security level 0) accepts the same client,
+    so the refusal above is the minimum version's doing; ciphers do not weaken it."""
+    loose = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    loose.load_cert_chain(pki.cert, pki.key)
+    loose.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        loose.minimum_version = ssl.TLSVersion.TLSv1_1
+    assert _memory_handshake(loose, _tls_1_1_client()) == "TLSv1.1"
+    ours = serving.tls_context(pki.cert, pki.key)
+    ours.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with pytest.raises(ssl.SSLError, match="UNSUPPORTED_PROTOCOL"):
+        _memory_handshake(ours, _tls_1_1_client())
+
+
+def _memory_handshake(server: ssl.SSLContext, client: ssl.SSLContext) -> str | None:
+    """Handshake two contexts through memory buffers; the version, or the server's SSLError."""
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    c = client.wrap_bio(c_in, c_out, server_hostname="localhost")
+    s = server.wrap_bio(s_in, s_out, server_side=True)
+    done = {"c": False, "s": False}
+    for _ in range(20):
+        for name, side in (("c", c), ("s", s)):
+            if not done[name]:
+                with contextlib.suppress(ssl.SSLWantReadError):
+                    side.do_handshake()
+                    done[name] = True
+        s_in.write(c_out.read())
+        c_in.write(s_out.read())
+        if all(done.values()):
+            return s.version()
+    raise AssertionError("the handshake did not finish")
+
+
+def test_plain_http_to_the_tls_port_fails(tls_port: int, pki: Pki) -> None:
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{tls_port}/healthz", timeout=10)
+    with socket.create_connection(("127.0.0.1", tls_port), timeout=10) as raw:
+        raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = raw.recv(1024)
+    assert not answer.startswith(b"HTTP/"), answer
+    assert httpx.get(f"https://127.0.0.1:{tls_port}/healthz", verify=_trusting(pki)).is_success
+
+
+def test_up_flags_build_the_tls_server(pki: Pki, settings: Settings) -> None:
+    args = cli._parser().parse_args(
+        ["up", "--port", "8443", "--ssl-certfile", str(pki.cert), "--ssl-keyfile", str(pki.key)]
+    )
+    assert (args.ssl_certfile, args.ssl_keyfile) == (str(pki.cert), str(pki.key))
+    tls = cli._tls(args)
+    assert tls is not None
+    assert tls.minimum_version == ssl.TLSVersion.TLSv1_2
+    config = serving.api_server(create_app(settings), args.host, args.port, tls).config
+    config.load()
+    assert config.is_ssl
+    assert config.ssl is tls
+    plain_args = cli._parser().parse_args(["up"])
+    assert cli._tls(plain_args) is None
+    plain = serving.api_server(create_app(settings), "127.0.0.1", 8000, None).config
+    plain.load()
+    assert plain.ssl is None
+
+
+def _up(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url or "",
+        "REDIS_URL": settings.redis_url or "",
+        "HAIRTRIGGER_SHARDS": str(settings.shards),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "hairtrigger.cli", "up", "--port", str(free_port()), *args],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (lambda p: ["--ssl-certfile", str(p.cert)], "--ssl-certfile and --ssl-keyfile go together"),
+        (lambda p: ["--ssl-keyfile", str(p.key)], "--ssl-certfile and --ssl-keyfile go together"),
+        (lambda p: ["--ssl-certfile", str(p.cert.parent / "nope.pem"), "--ssl-keyfile",
+                    str(p.key)], "cannot read the TLS certificate"),
+        (lambda p: ["--ssl-certfile", str(p.cert), "--ssl-keyfile", str(p.cert.parent)],
+         "cannot read the TLS key"),
+        (lambda p: ["--ssl-certfile", str(p.not_pem), "--ssl-keyfile", str(p.key)],
+         "is not a PEM certificate"),
+        (lambda p: ["--ssl-certfile", str(p.cert), "--ssl-keyfile", str(p.cert)],
+         "is not a PEM private key"),
+        (lambda p: ["--ssl-certfile", str(p.cert), "--ssl-keyfile", str(p.other_key)],
+         "the key does not belong to the certificate"),
+        (lambda p: ["--ssl-certfile", str(p.cert), "--ssl-keyfile", str(p.encrypted_key)],
+         "is encrypted"),
+    ],
+    ids=["cert only", "key only", "missing cert", "key is a directory", "cert not PEM",
+         "key not PEM", "key of another cert", "encrypted key"],
+)  # fmt: skip
+def test_up_refuses_unusable_tls_files_before_starting(
+    settings: Settings, pki: Pki, flags: Any, message: str
+) -> None:
+    done = _up(settings, *flags(pki))
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert done.stderr.startswith("hairtrigger: ")
+    assert "Hairtrigger API" not in done.stdout
+
+
+@pytest.mark.slow
+def test_up_serves_https_end_to_end(settings: Settings, pki: Pki) -> None:
+    """The whole `hairtrigger up` (Ray, actors, scheduler) with the TLS flags."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": settings.database_url or "",
+           "REDIS_URL": settings.redis_url or "", "HAIRTRIGGER_SHARDS": str(settings.shards),
+           "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hairtrigger.cli", "up", "--port", str(port), "--partitions", "1",
+         "--ssl-certfile", str(pki.cert), "--ssl-keyfile", str(pki.key)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    base = f"https://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "hairtrigger up did not answer in 120 s"
+            try:
+                if httpx.get(f"{base}/healthz", verify=_trusting(pki), timeout=2).is_success:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.25)
+        with pytest.raises(ssl.SSLError, match=r"PROTOCOL_VERSION|EOF"):
+            _handshake(port, _tls_1_1_client())
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, output
+    assert f"{base}  (docs: {base}/docs)" in output
