@@ -1,0 +1,263 @@
+"""The locust load test (loadtest/locustfile.py): a run against a real `hairtrigger up` passes its
+enrollment check; a run with no engine behind the API, one over its latency threshold, and one
+with nothing running fail with exit code 1. The verdict's failure modes, one by one."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+import redis
+
+from api.app import create_app
+from hairtrigger import embedded
+from hairtrigger.config import Settings
+from loadtest.check import Row, Sent, Thresholds, judge
+from tests.conftest import Db, free_port, serve, with_database
+from tests.streaming.helpers import wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCUST = Path(sys.executable).parent / "locust"
+# `hairtrigger up` consumes with the same group and consumer names as the session's partition
+# actors: it gets a Redis database of its own (like test_up_restart's 10).
+LOCUST_REDIS_DB = int(os.environ.get("HT_LOCUST_REDIS_DB", "13"))
+SHARDS = 4
+SUMMARY = re.compile(r"hairtrigger check: ([\d,]+) events sent -> ([\d,]+) enrolled exactly once")
+
+
+def _redis_db(url: str, number: int) -> str:
+    if url.startswith("unix://"):
+        return f"{url.split('?')[0]}?db={number}"
+    return urlunsplit(urlsplit(url)._replace(path=f"/{number}"))
+
+
+@pytest.fixture
+def own_env(services: embedded.Services) -> Iterator[dict[str, str]]:
+    """A fresh database and an emptied Redis database, as the environment of both processes."""
+    name = f"ht_locust_{uuid.uuid4().hex[:10]}"
+    admin = Db(services.database_url)
+    admin.run(lambda c: c.execute(f'CREATE DATABASE "{name}"'))
+    env = {
+        **os.environ,
+        "DATABASE_URL": with_database(services.database_url, name),
+        "REDIS_URL": _redis_db(services.redis_url, LOCUST_REDIS_DB),
+        "HAIRTRIGGER_SHARDS": str(SHARDS),
+        "PYTHONUNBUFFERED": "1",
+    }
+    with redis.Redis.from_url(env["REDIS_URL"]) as client:
+        client.flushdb()
+    yield env
+    with redis.Redis.from_url(env["REDIS_URL"]) as client:
+        client.flushdb()
+    admin.run(lambda c: c.execute(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+def locust(env: dict[str, str], base: str, *args: str) -> tuple[int, str]:
+    """`locust -f loadtest/locustfile.py --headless` at a small rate; (exit code, output)."""
+    command = [
+        str(LOCUST), "-f", "loadtest/locustfile.py", "--headless", "--only-summary",
+        "--host", base, "--ht-xadd-rate", "20", "--ht-http-rate", "2", "--ht-http-batch", "5",
+        "--ht-config-rate", "2", "--ht-contacts", "50", *args,
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)  # fmt: skip
+    return done.returncode, done.stdout + done.stderr
+
+
+class Up:
+    """`hairtrigger up` as a subprocess. Its output goes to a file: a pipe nobody reads while
+    locust runs would fill up with access log lines and stall the server."""
+
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        port = free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        self.log = cwd / "up.log"
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hairtrigger.cli", "up", "--port", str(port)],
+                env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def wait_healthy(self) -> None:
+        def healthy() -> bool:
+            assert self.proc.poll() is None, self.log.read_text()
+            try:
+                return httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(healthy, "hairtrigger up to serve", timeout=120)
+
+    def stop(self) -> str:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=120)
+        output = self.log.read_text()
+        assert self.proc.returncode == 0, output
+        return output
+
+
+def _count(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+@pytest.mark.slow
+def test_locust_against_hairtrigger_up_enrolls_every_event_once(
+    own_env: dict[str, str], tmp_path: Path
+) -> None:
+    up = Up(own_env, tmp_path)
+    try:
+        up.wait_healthy()
+        code, output = locust(own_env, up.base, "-u", "4", "-r", "4", "-t", "5s",
+                              "--ht-drain-timeout", "60")  # fmt: skip
+        assert code == 0, output
+        assert "hairtrigger check: PASS" in output
+        found = SUMMARY.search(output)
+        assert found, output
+        sent, once = _count(found[1]), _count(found[2])
+        assert sent == once > 0
+        assert "0 missing, 0 duplicated, 0 wrong contact/workflow" in output
+        assert "XADD -> enrollment latency over" in output
+        for name in ("XADD", "hairtrigger:events:", "/api/v1/events", "/api/v1/workflows"):
+            assert name in output, f"no {name} requests in the locust stats"
+        db = Db(own_env["DATABASE_URL"])
+        enrolled = db.value(
+            "SELECT count(*) FROM workflow_enrollments e JOIN accounts a ON a.id = e.account_id"
+            " WHERE a.name LIKE 'Load test %'"
+        )
+        assert enrolled >= sent  # requests cut off at the stop may add a few the check ignores
+        accounts = db.value(
+            "SELECT count(DISTINCT e.account_id) FROM workflow_enrollments e"
+            " JOIN accounts a ON a.id = e.account_id WHERE a.name LIKE 'Load test %'"
+        )
+        assert accounts == SHARDS, "one account per shard stream, every one loaded"
+
+        # the same system, judged against a latency threshold it cannot meet
+        code, output = locust(own_env, up.base, "RedisEventUser", "-u", "1", "-r", "1",
+                              "-t", "2s", "--ht-max-avg-latency-ms", "0.001")  # fmt: skip
+        assert code == 1, output
+        assert "hairtrigger check: FAIL: average latency" in output
+        assert "0 missing, 0 duplicated" in output
+    finally:
+        served = up.stop()
+    assert "Ray dashboard" in served
+
+
+@pytest.mark.slow
+def test_locust_without_an_engine_reports_the_missing_enrollments(
+    own_env: dict[str, str],
+) -> None:
+    """Only the API runs: events are accepted into the streams but nobody consumes them."""
+    settings = Settings(database_url=own_env["DATABASE_URL"], redis_url=own_env["REDIS_URL"],
+                        shards=SHARDS)  # fmt: skip
+    with serve(create_app(settings)) as base:
+        code, output = locust(own_env, base, "-u", "4", "-r", "4", "-t", "3s",
+                              "--ht-drain-timeout", "3")  # fmt: skip
+    assert code == 1, output
+    assert re.search(r"hairtrigger check: FAIL: [\d,]+ expected enrollments missing", output)
+    found = SUMMARY.search(output)
+    assert found, output
+    assert _count(found[1]) > 0
+    assert _count(found[2]) == 0
+
+
+@pytest.mark.slow
+def test_locust_with_nothing_running_fails_at_setup(own_env: dict[str, str]) -> None:
+    code, output = locust(own_env, f"http://127.0.0.1:{free_port()}", "-u", "1", "-t", "2s")
+    assert code == 1, output
+    assert "hairtrigger setup failed: no shard count in hairtrigger:meta" in output
+    assert "is `hairtrigger up` running against this Redis?" in output
+
+
+@pytest.mark.slow
+def test_locust_refuses_a_rate_of_zero(own_env: dict[str, str]) -> None:
+    code, output = locust(own_env, "http://127.0.0.1:9", "--ht-xadd-rate", "0", "-t", "1s")
+    assert code == 1, output
+    assert "hairtrigger setup failed: --ht-xadd-rate must be above 0" in output
+
+
+# The verdict, without servers.
+
+WF, OTHER_WF = "wf-1", "wf-2"
+ALICE, BOB = "contact-a", "contact-b"
+
+
+def _sent(n: int) -> dict[str, Sent]:
+    return {f"e{i}": Sent(WF, ALICE) for i in range(n)}
+
+
+def _rows(sent: dict[str, Sent], ms: float = 10.0) -> list[Row]:
+    return [Row(e, s.workflow_id, s.contact_id, ms) for e, s in sent.items()]
+
+
+def test_every_event_enrolled_once_and_fast_passes() -> None:
+    sent = _sent(3)
+    verdict = judge(sent, _rows(sent), Thresholds())
+    assert verdict.ok
+    assert verdict.enrolled_once == 3
+    assert verdict.latency is not None
+    assert verdict.latency.avg == 10.0
+    assert verdict.lines()[-1] == "PASS"
+
+
+def test_a_missing_enrollment_fails_and_is_named() -> None:
+    sent = _sent(3)
+    verdict = judge(sent, _rows(sent)[:2], Thresholds())
+    assert not verdict.ok
+    assert verdict.missing == ["e2"]
+    assert "FAIL: 1 expected enrollments missing (events e2)" in verdict.lines()
+
+
+def test_a_duplicated_enrollment_fails() -> None:
+    sent = _sent(2)
+    rows = _rows(sent)
+    verdict = judge(sent, [*rows, rows[0]], Thresholds())
+    assert not verdict.ok
+    assert verdict.duplicated == ["e0"]
+    assert verdict.enrolled_once == 1
+    assert any("events enrolled more than once" in f for f in verdict.failures)
+
+
+def test_an_enrollment_of_another_contact_or_workflow_fails() -> None:
+    sent = _sent(2)
+    rows = [Row("e0", WF, BOB, 5.0), Row("e1", OTHER_WF, ALICE, 5.0)]
+    verdict = judge(sent, rows, Thresholds())
+    assert not verdict.ok
+    assert verdict.wrong == ["e0", "e1"]
+    assert verdict.enrolled_once == 0
+
+
+def test_average_latency_over_the_threshold_fails() -> None:
+    sent = _sent(4)
+    verdict = judge(sent, _rows(sent, ms=250.0), Thresholds(max_avg_ms=200))
+    assert not verdict.ok
+    assert verdict.failures == ["average latency 250.0 ms is over 200 ms"]
+
+
+def test_p95_threshold_applies_only_when_set() -> None:
+    sent = _sent(20)
+    rows = [Row(r.event_id, r.workflow_id, r.contact_id, 10.0 if i < 18 else 900.0)
+            for i, r in enumerate(_rows(sent))]  # fmt: skip
+    assert judge(sent, rows, Thresholds(max_avg_ms=200)).ok
+    verdict = judge(sent, rows, Thresholds(max_avg_ms=200, max_p95_ms=100))
+    assert verdict.failures == ["p95 latency 900.0 ms is over 100 ms"]
+
+
+def test_nothing_sent_fails() -> None:
+    verdict = judge({}, [], Thresholds())
+    assert verdict.failures == ["no events were sent (did every request fail?)"]
+
+
+def test_enrollments_of_events_not_recorded_as_sent_are_counted_not_failed() -> None:
+    sent = _sent(1)
+    verdict = judge(sent, [*_rows(sent), Row("cut-off", WF, ALICE, 1.0)], Thresholds())
+    assert verdict.ok
+    assert verdict.unexpected == 1
