@@ -6,6 +6,7 @@ surviving node and every event enrolls exactly once."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -24,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from actors.scheduler import SCHEDULER_NAME
 from hairtrigger import names
@@ -32,6 +34,7 @@ from pipelines.examples import all_of, cond
 from pipelines.sharding import partition_for, shard_for
 from tests.conftest import Db, Tenant, free_port, tenant_factory
 from tests.streaming.helpers import Streams, active_workflow, event, wait_until
+from tests.streaming.test_up_restart import redis_db
 
 PARTITIONS = 2
 MORE_PARTITIONS = 4
@@ -135,6 +138,20 @@ class Cluster:
         found = [i for i, n in nodes.items() if n["port"] == node.node_manager_port]
         assert len(found) == 1, nodes
         return found[0]
+
+
+# `up` runs consumers named like the session's partition actors (partition-0, ...): on the
+# session's Redis db they would take each other's entries. The tests' own db, emptied first.
+SCALE_OUT_REDIS_DB = 12
+
+
+@pytest.fixture
+def own_settings(settings: Settings) -> Settings:
+    assert settings.redis_url is not None
+    url = redis_db(settings.redis_url, SCALE_OUT_REDIS_DB)
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+    return dataclasses.replace(settings, redis_url=url)
 
 
 @pytest.fixture
@@ -263,8 +280,9 @@ def partition_node(probe: dict[str, Any], partition: int) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_partitions_spread_over_two_nodes_and_survive_losing_one(
-    cluster: Cluster, settings: Settings, db_sync: Db, tmp_path: Path
+    cluster: Cluster, own_settings: Settings, db_sync: Db, tmp_path: Path
 ) -> None:
+    settings = own_settings
     assert settings.redis_url is not None
     started = time.monotonic()
     up = Up(cluster, settings, tmp_path)
@@ -365,8 +383,9 @@ def consumers(streams: Streams, shard: int) -> set[str]:
 
 @pytest.mark.slow
 def test_restart_with_more_partitions_spreads_them_and_they_take_over_shards(
-    cluster: Cluster, settings: Settings, db_sync: Db, tmp_path: Path
+    cluster: Cluster, own_settings: Settings, db_sync: Db, tmp_path: Path
 ) -> None:
+    settings = own_settings
     """Adding partitions is a restart with a larger --partitions: the shards are re-divided
     (partition p owns s % N == p), events queued meanwhile are processed once."""
     assert settings.redis_url is not None
