@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -24,3 +26,24 @@ def decode(cursor: str, arity: int) -> list[Any]:
     if not isinstance(values, list) or len(values) != arity:
         raise ApiError(400, errors.INVALID_CURSOR, "the cursor was not issued by this API")
     return values
+
+
+def decode_id(cursor: str) -> int:
+    """A cursor of one integer id (encode(id))."""
+    (found,) = decode(cursor, 1)
+    if not isinstance(found, int) or isinstance(found, bool):
+        raise ApiError(400, errors.INVALID_CURSOR, "the cursor is malformed")
+    return found
+
+
+def encode_keyset(at: datetime, row_id: uuid.UUID) -> str:
+    return encode(at.isoformat(), str(row_id))
+
+
+def decode_keyset(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """A (timestamp, uuid) cursor made by encode_keyset."""
+    at, row_id = decode(cursor, 2)
+    try:
+        return datetime.fromisoformat(at), uuid.UUID(row_id)
+    except (TypeError, ValueError):
+        raise ApiError(400, errors.INVALID_CURSOR, "the cursor is malformed") from None

@@ -87,15 +87,48 @@ def database_url(services: embedded.Services) -> Iterator[str]:
     admin.run(lambda c: c.execute(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
+def redis_db(url: str, number: int) -> str:
+    """The same Redis server, database `number`."""
+    if url.startswith("unix://"):
+        return f"{url.split('?')[0]}?db={number}"
+    return urlunsplit(urlsplit(url)._replace(path=f"/{number}"))
+
+
 @pytest.fixture(scope="session")
 def redis_url(services: embedded.Services) -> str:
     """A Redis database of the tests' own, emptied at the start of the session."""
     url = services.redis_url
     if url.startswith("redis://"):
-        url = urlunsplit(urlsplit(url)._replace(path=f"/{TEST_REDIS_DB}"))
+        url = redis_db(url, TEST_REDIS_DB)
     with redis.Redis.from_url(url) as client:
         client.flushdb()
     return url
+
+
+@contextlib.contextmanager
+def own_servers(
+    services: embedded.Services, prefix: str, redis_number: int, shards: int
+) -> Iterator[dict[str, str]]:
+    """For a `hairtrigger up` subprocess: a fresh database and an emptied Redis database of its
+    own (its consumers are named like the session's partition actors), as its environment."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = Db(services.database_url)
+    admin.run(lambda c: c.execute(f'CREATE DATABASE "{name}"'))
+    env = {
+        **os.environ,
+        "DATABASE_URL": with_database(services.database_url, name),
+        "REDIS_URL": redis_db(services.redis_url, redis_number),
+        "HAIRTRIGGER_SHARDS": str(shards),
+        "PYTHONUNBUFFERED": "1",
+    }
+    with redis.Redis.from_url(env["REDIS_URL"]) as client:
+        client.flushdb()
+    try:
+        yield env
+    finally:
+        with redis.Redis.from_url(env["REDIS_URL"]) as client:
+            client.flushdb()
+        admin.run(lambda c: c.execute(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")

@@ -9,20 +9,17 @@ import re
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
-import redis
 
 from api.app import create_app
 from hairtrigger import embedded
 from hairtrigger.config import Settings
 from loadtest.check import Row, Sent, Thresholds, judge
-from tests.conftest import Db, free_port, serve, with_database
+from tests.conftest import Db, free_port, own_servers, serve
 from tests.streaming.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,31 +31,11 @@ SHARDS = 4
 SUMMARY = re.compile(r"hairtrigger check: ([\d,]+) events sent -> ([\d,]+) enrolled exactly once")
 
 
-def _redis_db(url: str, number: int) -> str:
-    if url.startswith("unix://"):
-        return f"{url.split('?')[0]}?db={number}"
-    return urlunsplit(urlsplit(url)._replace(path=f"/{number}"))
-
-
 @pytest.fixture
 def own_env(services: embedded.Services) -> Iterator[dict[str, str]]:
     """A fresh database and an emptied Redis database, as the environment of both processes."""
-    name = f"ht_locust_{uuid.uuid4().hex[:10]}"
-    admin = Db(services.database_url)
-    admin.run(lambda c: c.execute(f'CREATE DATABASE "{name}"'))
-    env = {
-        **os.environ,
-        "DATABASE_URL": with_database(services.database_url, name),
-        "REDIS_URL": _redis_db(services.redis_url, LOCUST_REDIS_DB),
-        "HAIRTRIGGER_SHARDS": str(SHARDS),
-        "PYTHONUNBUFFERED": "1",
-    }
-    with redis.Redis.from_url(env["REDIS_URL"]) as client:
-        client.flushdb()
-    yield env
-    with redis.Redis.from_url(env["REDIS_URL"]) as client:
-        client.flushdb()
-    admin.run(lambda c: c.execute(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    with own_servers(services, "ht_locust", LOCUST_REDIS_DB, SHARDS) as env:
+        yield env
 
 
 def locust(env: dict[str, str], base: str, *args: str) -> tuple[int, str]:

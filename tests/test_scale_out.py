@@ -32,9 +32,8 @@ from hairtrigger import names
 from hairtrigger.config import Settings
 from pipelines.examples import all_of, cond
 from pipelines.sharding import partition_for, shard_for
-from tests.conftest import Db, Tenant, free_port, tenant_factory
+from tests.conftest import Db, Tenant, free_port, redis_db, tenant_factory
 from tests.streaming.helpers import Streams, active_workflow, event, wait_until
-from tests.streaming.test_up_restart import redis_db
 
 PARTITIONS = 2
 MORE_PARTITIONS = 4

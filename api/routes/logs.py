@@ -81,11 +81,7 @@ async def trigger_logs(
     """The caller's account's execution logs, newest first: every match (enrolled or why
     not), every test run, and opted-in non-matches."""
     _window(since, until)
-    before_id = None
-    if cursor:
-        (before_id,) = cursors.decode(cursor, 1)
-        if not isinstance(before_id, int) or isinstance(before_id, bool):
-            raise ApiError(400, errors.INVALID_CURSOR, "the cursor is malformed")
+    before_id = cursors.decode_id(cursor) if cursor else None
     where = logs.LogFilter(workflow_id, contact_id, matched, is_test, since, until)
     rows = await logs.list_logs(pool, principal.account_id, where, limit, before_id)
     next_cursor = cursors.encode(rows[-1]["id"]) if len(rows) == limit else None
@@ -107,18 +103,12 @@ async def workflow_enrollments(
     """The workflow's enrollments, newest first; still readable after it is deleted."""
     _window(since, until)
     await owned_workflow(pool, principal, workflow_id, deleted=True)
-    before = None
-    if cursor:
-        at, last_id = cursors.decode(cursor, 2)
-        try:
-            before = (datetime.fromisoformat(at), uuid.UUID(last_id))
-        except (TypeError, ValueError):
-            raise ApiError(400, errors.INVALID_CURSOR, "the cursor is malformed") from None
+    before = cursors.decode_keyset(cursor) if cursor else None
     rows = await logs.list_enrollments(
         pool, principal.account_id, workflow_id, contact_id=contact_id, status=status,
         since=since, until=until, limit=limit, before=before,
     )  # fmt: skip
     next_cursor = None
     if len(rows) == limit:
-        next_cursor = cursors.encode(rows[-1]["enrolled_at"].isoformat(), str(rows[-1]["id"]))
+        next_cursor = cursors.encode_keyset(rows[-1]["enrolled_at"], rows[-1]["id"])
     return {"items": rows, "next_cursor": next_cursor}

@@ -50,12 +50,9 @@ class Counts(BaseModel):
     filter_errors: int = Field(description="Filters that raised at evaluation")
 
 
-class PartitionStats(BaseModel):
-    partition: int
-    available: bool
-    error: str | None = None
-    started_at: str | None = Field(default=None, description="Counts are since this time")
-    shards: list[int] | None = None
+class Flow(BaseModel):
+    """What the partition actors counted (null without them)."""
+
     consumed: int | None = None
     matched: int | None = None
     enrolled: int | None = None
@@ -63,29 +60,29 @@ class PartitionStats(BaseModel):
     blocked: dict[str, int] | None = None
     dead_lettered: dict[str, int] | None = None
     filter_errors: int | None = None
-    published: int | None = None
-    batch_errors: int | None = None
-    batch_size: Percentiles | None = None
-    match_ms: Percentiles | None = Field(default=None, description="Time to match one batch")
     commit_latency_ms: Percentiles | None = Field(
         default=None, description="Per event, from XADD (the entry id's time) to the commit"
     )
 
 
-class ShardStats(BaseModel):
+class PartitionStats(Flow):
+    partition: int
+    available: bool
+    error: str | None = None
+    started_at: str | None = Field(default=None, description="Counts are since this time")
+    shards: list[int] | None = None
+    published: int | None = None
+    batch_errors: int | None = None
+    batch_size: Percentiles | None = None
+    match_ms: Percentiles | None = Field(default=None, description="Time to match one batch")
+
+
+class ShardStats(Flow):
     shard: int
     partition: int | None = Field(description="The owner; null without partition actors")
     stream_length: int
     pending: int = Field(description="Delivered, not yet acknowledged")
     lag: int | None = Field(description="Not yet delivered; null when Redis cannot tell")
-    consumed: int | None = None
-    matched: int | None = None
-    enrolled: int | None = None
-    queued: int | None = None
-    blocked: dict[str, int] | None = None
-    dead_lettered: dict[str, int] | None = None
-    filter_errors: int | None = None
-    commit_latency_ms: Percentiles | None = None
 
 
 class SchedulerStats(BaseModel):

@@ -153,11 +153,7 @@ async def trigger_audit(
 
     Still readable after the workflow is deleted."""
     await owned_workflow(pool, principal, workflow_id, deleted=True)
-    after_id = 0
-    if cursor:
-        (after_id,) = cursors.decode(cursor, 1)
-        if not isinstance(after_id, int):
-            raise ApiError(400, errors.INVALID_CURSOR, "the cursor is malformed")
+    after_id = cursors.decode_id(cursor) if cursor else 0
     rows = await audit.for_workflow(pool, principal.account_id, workflow_id, limit, after_id)
     next_cursor = cursors.encode(rows[-1]["id"]) if len(rows) == limit else None
     return {"items": rows, "next_cursor": next_cursor}

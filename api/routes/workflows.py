@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -12,9 +11,8 @@ from api import cursors
 from api.deps import Editor, PoolDep, Reader, owned_workflow, push_config, record_change
 from api.guard import GuardedRoute
 from api.loops import refuse_loop
-from api.problems import PROBLEM_RESPONSES, ApiError
+from api.problems import PROBLEM_RESPONSES
 from api.schemas import Workflow, WorkflowCreate, WorkflowPage, WorkflowPatch
-from pipelines import errors
 from pipelines.workflows import check_actions, check_transition
 from store import config_sync
 from store import workflows as store
@@ -54,18 +52,11 @@ async def list_workflows(
     cursor: str | None = None,
 ) -> Any:
     """The caller's workflows, oldest first, a page at a time."""
-    after = None
-    if cursor:
-        created_at, last_id = cursors.decode(cursor, 2)
-        try:
-            after = (datetime.fromisoformat(created_at), uuid.UUID(last_id))
-        except (TypeError, ValueError):
-            raise ApiError(400, errors.INVALID_CURSOR, "the cursor is malformed") from None
+    after = cursors.decode_keyset(cursor) if cursor else None
     rows = await store.list_workflows(pool, principal.account_id, limit, after)
     next_cursor = None
     if len(rows) == limit:
-        last = rows[-1]
-        next_cursor = cursors.encode(last["created_at"].isoformat(), str(last["id"]))
+        next_cursor = cursors.encode_keyset(rows[-1]["created_at"], rows[-1]["id"])
     return {"items": rows, "next_cursor": next_cursor}
 
 

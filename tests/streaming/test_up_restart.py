@@ -4,7 +4,6 @@ database: stop with events queued, start again, every event processed once."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,7 +12,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -23,34 +21,16 @@ import redis
 from hairtrigger import embedded, names
 from pipelines.examples import all_of, cond
 from pipelines.sharding import shard_for
-from tests.conftest import Db, free_port, with_database
+from tests.conftest import Db, free_port, own_servers
 from tests.streaming.helpers import event, wait_until
 
 SHARDS = 4
 
 
-def redis_db(url: str, number: int) -> str:
-    if url.startswith("unix://"):
-        return f"{url.split('?')[0]}?db={number}"
-    return urlunsplit(urlsplit(url)._replace(path=f"/{number}"))
-
-
 @pytest.fixture
 def own_services(services: embedded.Services) -> Iterator[dict[str, str]]:
-    name = f"ht_up_{uuid.uuid4().hex[:10]}"
-    admin = Db(services.database_url)
-    admin.run(lambda c: c.execute(f'CREATE DATABASE "{name}"'))
-    env = {
-        **os.environ,
-        "DATABASE_URL": with_database(services.database_url, name),
-        "REDIS_URL": redis_db(services.redis_url, 10),
-        "HAIRTRIGGER_SHARDS": str(SHARDS),
-        "PYTHONUNBUFFERED": "1",
-    }
-    with redis.Redis.from_url(env["REDIS_URL"]) as client:
-        client.flushdb()
-    yield env
-    admin.run(lambda c: c.execute(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    with own_servers(services, "ht_up", 10, SHARDS) as env:
+        yield env
 
 
 def cli(env: dict[str, str], *args: str) -> dict[str, Any]:
