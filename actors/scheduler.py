@@ -28,6 +28,7 @@ from pipelines import stream_metrics as sm
 from pipelines.index import TriggerSpec
 from pipelines.metrics import Registry, Sink
 from pipelines.schedule import Occurrence, date_occurrences, schedule_occurrences
+from pipelines.settings import MAX_CATCH_UP_HOURS
 from pipelines.sharding import shard_for
 from pipelines.time_events import lookup_keys, time_event, zone
 from store import config_sync, db, stream
@@ -37,6 +38,9 @@ from store.stats import queued_enrollments
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 SCHEDULER_NAME = "scheduler"
+PRUNE_EVERY = timedelta(hours=1)
+PRUNE_MARGIN = timedelta(days=1)  # past the longest catch-up: planning never goes back there
+KEEP_STATS = timedelta(days=400)  # the longest stats window is 366 days
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,7 @@ class SchedulerWorker:
         self._pool: asyncpg.Pool | None = None
         self._redis: Redis | None = None
         self._stopping = asyncio.Event()
+        self._pruned_at: datetime | None = None
 
     async def start(self) -> None:
         self._pool = await db.create_pool(self.config.database_url, 1, 4)
@@ -110,6 +115,7 @@ class SchedulerWorker:
         await self._emit_agenda(triggers, now, budget)
         await self._emit_runs(triggers, now, budget)
         await self._release(now)
+        await self._prune(now)
         self.counters.ticks += 1
         self.metrics.inc(sm.TICKS)
         self.metrics.set(sm.WAITING, await queued_enrollments(pool))
@@ -118,6 +124,16 @@ class SchedulerWorker:
     def _need_pool(self) -> asyncpg.Pool:
         assert self._pool is not None, "start() first"
         return self._pool
+
+    async def _prune(self, now: datetime) -> None:
+        """Hourly: settled agenda rows and runs past any catch-up, stats past any window."""
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        done_before = now - timedelta(hours=MAX_CATCH_UP_HOURS) - PRUNE_MARGIN
+        removed = await store.prune(self._need_pool(), done_before, now - KEEP_STATS)
+        if any(removed.values()):
+            log.info("scheduler pruned %s", removed)
 
     def _window(
         self, spec: TriggerSpec, now: datetime, mark: datetime | None
