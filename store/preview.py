@@ -11,7 +11,7 @@ from typing import Any
 from pipelines.catalog import TriggerEvent
 from pipelines.filters import Group
 from pipelines.preview import PreviewQuery, compile_preview
-from store.db import Executor
+from store.db import Conn
 
 SAMPLE_SIZE = 10
 
@@ -40,13 +40,23 @@ def preview_sql(query: PreviewQuery) -> str:
     )
 
 
+TIMEOUT_MS = 10_000  # unindexed conditions over 1M contacts take about 1.5 s here
+
+
 async def preview(
-    conn: Executor, account_id: uuid.UUID, filters: Group, event: TriggerEvent
+    conn: Conn,
+    account_id: uuid.UUID,
+    filters: Group,
+    event: TriggerEvent,
+    timeout_ms: int = TIMEOUT_MS,
 ) -> tuple[int, list[SampleContact], PreviewQuery]:
     """The number of the account's live contacts meeting the filter's contact conditions, up
-    to SAMPLE_SIZE of them (most recently updated first), and the compiled query."""
+    to SAMPLE_SIZE of them (most recently updated first), and the compiled query. Raises
+    asyncpg.QueryCanceledError after `timeout_ms` (an unindexed filter over a huge account)."""
     query = compile_preview(filters, event, first_param=2)
-    rows = await conn.fetch(preview_sql(query), account_id, *query.params)
+    async with conn.transaction():
+        await conn.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+        rows = await conn.fetch(preview_sql(query), account_id, *query.params)
     samples = [
         SampleContact(r["contact_id"], list(r["tags"]), r["state"], r["updated_at"])
         for r in rows

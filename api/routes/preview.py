@@ -7,6 +7,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
@@ -75,9 +76,18 @@ async def preview_trigger(
         raise ApiError(404, errors.NOT_FOUND, f"workflow {workflow_id} has no trigger {trigger_id}")
     # The projection is read on the system pool, limited to the caller's account by the query
     # itself: under row-level security the planner may not use the preview indexes.
-    count, samples, query = await store.preview(
-        system, principal.account_id, spec.filters, spec.event
-    )
+    try:
+        async with system.acquire() as conn:
+            count, samples, query = await store.preview(
+                conn, principal.account_id, spec.filters, spec.event
+            )
+    except asyncpg.QueryCanceledError:
+        raise ApiError(
+            503,
+            errors.SERVICE_UNAVAILABLE,
+            f"the preview took longer than {store.TIMEOUT_MS // 1000} s; conditions on tags,"
+            " status or source are indexed and fast",
+        ) from None
     return {
         "estimated_count": count,
         "sample_contacts": [asdict(s) for s in samples],

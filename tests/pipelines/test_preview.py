@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import pytest
 
 from pipelines import values
@@ -682,3 +683,29 @@ def test_sql_dates_match_python_fromisoformat(db_sync: Db) -> None:
     got = [None if r["w"] is None else (r["w"], r["d"]) for r in rows]
     assert got == [values.as_when(t) for t in texts]
     assert sum(g is not None for g in got) > len(texts) / 3
+
+
+def test_a_preview_that_runs_too_long_is_cancelled(db_sync: Db) -> None:
+    """The statement timeout: the route turns the cancellation into a 503 problem."""
+
+    async def go() -> None:
+        conn = await db.connect(db_sync.url)
+        try:
+            account_id = await accounts.create_account(conn, "big", "UTC")
+            await conn.execute(
+                "INSERT INTO contacts (account_id, contact_id, state) SELECT $1,"
+                " gen_random_uuid(), jsonb_build_object('notes', md5(i::text))"
+                " FROM generate_series(1, 50000) AS i",
+                account_id,
+            )
+            event = BY_NAME["contact_created"]
+            group = parse_filters(AND(cond("notes", "ends_with", "zz")), event)  # unindexed
+            with pytest.raises(asyncpg.QueryCanceledError):
+                await preview(conn, account_id, group, event, timeout_ms=1)
+            total, _, _ = await preview(conn, account_id, group, event)  # the default: enough
+            assert total == 0  # md5 is hex: never ends with zz
+            await conn.execute("DELETE FROM accounts WHERE id = $1", account_id)
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
