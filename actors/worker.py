@@ -102,6 +102,9 @@ class PartitionWorker:
         # (one stream at a time too: COUNT applies per stream), so only the culprit fails.
         self._suspect = False
         self._next_trim = 0.0
+        # Config reconciliation: versions above _reconcile_from are re-read each housekeeping
+        # round; it trails the newest version seen by one round (see _reconcile).
+        self._reconcile_from = self._newest_version = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -146,6 +149,8 @@ class PartitionWorker:
         pool = self._need_pool()
         specs = await config_sync.all_specs(pool)
         self.index.apply_many(s for s in specs if self._owns(s.account_id))
+        newest = max((s.sync_version for s in specs), default=0)
+        self._reconcile_from = self._newest_version = newest
         self._accounts = await stream.known_accounts(pool, None)
         gc.freeze()  # the index is long-lived: keep it out of every later collection
         log.info("%s: index rebuilt, %d live triggers", self.consumer, self.index.trigger_count())
@@ -331,12 +336,25 @@ class PartitionWorker:
         """Publish committed-but-unpublished enrollments; claim entries idle on dead consumers.
         True when entries were claimed (they are now this consumer's pending entries)."""
         await self._publish_or_leave(await stream.unpublished(self._need_pool(), self.shards, 1000))
-        for chore in (self._sample_lag, self._trim):  # must never stop consumption
+        for chore in (self._reconcile, self._sample_lag, self._trim):  # never stop consuming
             try:
                 await chore()
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("%s: %s failed: %r", self.consumer, chore.__name__, exc)
         return await self._need_streams().claim_abandoned(self.config.claim_idle_ms)
+
+    async def _reconcile(self) -> None:
+        """Apply config changes whose push never arrived (the gateway failed after commit):
+        re-read the triggers changed since one round before the newest version seen. Versions
+        are taken just before commit, so a change can commit after a higher one; reading one
+        round back finds it, and re-applying a version already held changes nothing."""
+        specs = await config_sync.specs_since(self._need_pool(), self._reconcile_from)
+        applied = await self.apply_config(specs)
+        if applied:
+            log.warning("%s: %d trigger changes applied from Postgres (push missed)",
+                        self.consumer, applied)  # fmt: skip
+        self._reconcile_from = self._newest_version
+        self._newest_version = max([self._newest_version, *(s.sync_version for s in specs)])
 
     async def _trim(self) -> None:
         """Retention: trim processed entries past their time; report entries lost unread."""

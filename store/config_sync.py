@@ -68,3 +68,11 @@ async def live_spec(conn: Executor, trigger_id: uuid.UUID) -> TriggerSpec | None
         f"{_SPEC_SELECT} WHERE t.id = $1 AND t.deleted_at IS NULL", trigger_id
     )
     return None if row is None else spec_from_row(row)
+
+
+async def specs_since(conn: Executor, version: int) -> list[TriggerSpec]:
+    """Every trigger changed after `version` (live or not), oldest change first."""
+    rows = await conn.fetch(
+        f"{_SPEC_SELECT} WHERE t.sync_version > $1 ORDER BY t.sync_version", version
+    )
+    return [spec_from_row(r) for r in rows]
