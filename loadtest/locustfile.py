@@ -364,9 +364,10 @@ class RedisEventUser(User):
             )  # fmt: skip
 
 
-class HttpEventUser(FastHttpUser):
-    """Events through the API's front door: POST /api/v1/events, a batch per request."""
+class _ApiUser(FastHttpUser):
+    """An HTTP user of the run's accounts, paced at `rate(options)` tasks per second."""
 
+    abstract = True
     weight = 1
     host = DEFAULT_API
 
@@ -374,10 +375,20 @@ class HttpEventUser(FastHttpUser):
         super().__init__(environment)
         self.load = _run()
         self.rng = random.Random()
-        self.pace = Pace(self.load.options.http_rate)
+        self.pace = Pace(self.rate(self.load.options))
+
+    def rate(self, options: Options) -> float:
+        raise NotImplementedError
 
     def wait_time(self) -> float:
         return self.pace()
+
+
+class HttpEventUser(_ApiUser):
+    """Events through the API's front door: POST /api/v1/events, a batch per request."""
+
+    def rate(self, options: Options) -> float:
+        return options.http_rate
 
     @task
     def post_events(self) -> None:
@@ -391,20 +402,11 @@ class HttpEventUser(FastHttpUser):
                 self.load.record(account, body)
 
 
-class ConfigApiUser(FastHttpUser):
+class ConfigApiUser(_ApiUser):
     """An account user looking at workflows and triggers, and now and then saving one."""
 
-    weight = 1
-    host = DEFAULT_API
-
-    def __init__(self, environment: Environment) -> None:
-        super().__init__(environment)
-        self.load = _run()
-        self.rng = random.Random()
-        self.pace = Pace(self.load.options.config_rate)
-
-    def wait_time(self) -> float:
-        return self.pace()
+    def rate(self, options: Options) -> float:
+        return options.config_rate
 
     def _pick(self) -> tuple[Account, str, str]:
         account = self.rng.choice(self.load.accounts)

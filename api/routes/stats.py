@@ -50,7 +50,7 @@ class Counts(BaseModel):
     filter_errors: int = Field(description="Filters that raised at evaluation")
 
 
-class Flow(BaseModel):
+class FlowCounts(BaseModel):
     """What the partition actors counted (null without them)."""
 
     consumed: int | None = None
@@ -60,6 +60,9 @@ class Flow(BaseModel):
     blocked: dict[str, int] | None = None
     dead_lettered: dict[str, int] | None = None
     filter_errors: int | None = None
+
+
+class Flow(FlowCounts):
     commit_latency_ms: Percentiles | None = Field(
         default=None, description="Per event, from XADD (the entry id's time) to the commit"
     )
@@ -103,14 +106,7 @@ class RouteStats(BaseModel):
     ms: Percentiles
 
 
-class Totals(BaseModel):
-    consumed: int | None = None
-    matched: int | None = None
-    enrolled: int | None = None
-    queued: int | None = None
-    blocked: dict[str, int] | None = None
-    dead_lettered: dict[str, int] | None = None
-    filter_errors: int | None = None
+class Totals(FlowCounts):
     stream_length: int
     pending: int
     lag: int | None
