@@ -160,7 +160,7 @@ class Trigger(BaseModel):
 
 class AuditEntry(BaseModel):
     id: int
-    workflow_id: uuid.UUID
+    workflow_id: uuid.UUID | None = Field(description="None for account-level changes.")
     trigger_id: uuid.UUID | None
     action: str = Field(examples=["trigger.update"])
     actor_key_id: uuid.UUID | None = Field(description="The API key that made the change.")

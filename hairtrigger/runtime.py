@@ -18,6 +18,24 @@ from hairtrigger.meta import publish_shards
 
 log = logging.getLogger(__name__)
 LOCAL_OBJECT_STORE_BYTES = 300 * 1024 * 1024
+LOCAL_START_TRIES = 3
+
+
+def init_local(**options: Any) -> Any:
+    """A fresh local Ray instance (`ray.init(address="local", ...)`), tried again when it fails
+    to come up: on a busy machine the raylet can miss Ray's 30 s registration deadline once."""
+    for attempt in range(1, LOCAL_START_TRIES + 1):
+        try:
+            return ray.init(
+                address="local", namespace=NAMESPACE, configure_logging=False, **options
+            )
+        except Exception as exc:  # Ray raises a bare Exception for a startup timeout
+            ray.shutdown()
+            if attempt == LOCAL_START_TRIES:
+                raise
+            log.warning("Ray did not start (%s); trying again (%d/%d)", exc, attempt + 1,
+                        LOCAL_START_TRIES)  # fmt: skip
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +84,11 @@ def engine(
     assert settings.redis_url is not None
     shards = publish_shards(settings.redis_url, settings.shards)
     if address is None:
-        context = ray.init(  # "local": a fresh instance, never a `ray start` one found nearby
-            address="local", namespace=NAMESPACE, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-            include_dashboard=dashboard, configure_logging=False,
+        context = init_local(  # a fresh instance, never a `ray start` one found nearby
+            object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+            include_dashboard=dashboard,
             _metrics_export_port=metrics_port,
-        )  # fmt: skip
+        )
     else:
         context = ray.init(address=address, namespace=NAMESPACE, configure_logging=False)
     try:

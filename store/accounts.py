@@ -74,6 +74,16 @@ async def get_settings(conn: Executor, account_id: uuid.UUID) -> dict[str, Any] 
     return dict(row) if row else None
 
 
+async def lock_settings(conn: Conn, account_id: uuid.UUID) -> dict[str, Any] | None:
+    """The settings as they are, with the account row locked until the transaction ends."""
+    row = await conn.fetchrow(
+        "SELECT id AS account_id, name, timezone, business_hours FROM accounts WHERE id = $1"
+        " FOR UPDATE",
+        account_id,
+    )
+    return dict(row) if row else None
+
+
 async def put_settings(
     conn: Executor,
     account_id: uuid.UUID,

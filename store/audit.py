@@ -12,7 +12,7 @@ async def record(
     conn: Conn,
     *,
     account_id: uuid.UUID,
-    workflow_id: uuid.UUID,
+    workflow_id: uuid.UUID | None,
     trigger_id: uuid.UUID | None,
     action: str,
     actor_key_id: uuid.UUID | None,
@@ -45,6 +45,21 @@ async def for_workflow(
         " ORDER BY id LIMIT $4",
         account_id,
         workflow_id,
+        after_id,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def for_account(
+    conn: Executor, account_id: uuid.UUID, limit: int, after_id: int
+) -> list[dict[str, Any]]:
+    """The account-level changes (settings), oldest first: the rows without a workflow."""
+    rows = await conn.fetch(
+        "SELECT id, workflow_id, trigger_id, action, actor_key_id, before, after, created_at"
+        " FROM trigger_audit_log WHERE account_id = $1 AND workflow_id IS NULL AND id > $2"
+        " ORDER BY id LIMIT $3",
+        account_id,
         after_id,
         limit,
     )

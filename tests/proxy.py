@@ -32,8 +32,14 @@ class TcpProxy:
             except OSError:
                 client.close()
                 continue
-            with self._lock:
-                self._sockets += [client, upstream]
+            with self._lock:  # a cut() since the accept must not miss this pair
+                kept = self._open
+                if kept:
+                    self._sockets += [client, upstream]
+            if not kept:
+                client.close()
+                upstream.close()
+                continue
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
@@ -48,8 +54,8 @@ class TcpProxy:
 
     def cut(self) -> None:
         """Drop every connection and refuse new ones until restore()."""
-        self._open = False
         with self._lock:
+            self._open = False
             sockets, self._sockets = self._sockets, []
         for s in sockets:
             with contextlib.suppress(OSError):
@@ -57,7 +63,8 @@ class TcpProxy:
             s.close()
 
     def restore(self) -> None:
-        self._open = True
+        with self._lock:
+            self._open = True
 
     def close(self) -> None:
         self.cut()

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
+from api import cursors
 from api.deps import Editor, PoolDep, Reader
 from api.guard import GuardedRoute
 from api.problems import PROBLEM_RESPONSES
-from api.schemas import AccountSettings, AccountSettingsIn
+from api.schemas import AccountSettings, AccountSettingsIn, AuditPage
 from pipelines.account import DEFAULT_BUSINESS_HOURS, check_business_hours, check_timezone
-from store import accounts
+from store import accounts, audit
 
 router = APIRouter(
     prefix="/account", tags=["account"], route_class=GuardedRoute, responses=PROBLEM_RESPONSES
@@ -29,6 +30,40 @@ async def put_settings(body: AccountSettingsIn, principal: Editor, pool: PoolDep
     """Set the account timezone (IANA) and business hours (days, start, end in that zone)."""
     timezone = check_timezone(body.timezone)
     hours = body.business_hours.model_dump() if body.business_hours else DEFAULT_BUSINESS_HOURS
-    return await accounts.put_settings(
-        pool, principal.account_id, timezone, check_business_hours(hours)
-    )
+    hours = check_business_hours(hours)
+    async with pool.acquire() as conn, conn.transaction():
+        before = await accounts.lock_settings(conn, principal.account_id)
+        after = await accounts.put_settings(conn, principal.account_id, timezone, hours)
+        await audit.record(
+            conn,
+            account_id=principal.account_id,
+            workflow_id=None,
+            trigger_id=None,
+            action="account.settings.update",
+            actor_key_id=principal.key_id,
+            before=_audited(before),
+            after=_audited(after),
+        )
+    return after
+
+
+@router.get("/settings/audit", response_model=AuditPage)
+async def settings_audit(
+    principal: Reader,
+    pool: PoolDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: str | None = None,
+) -> Any:
+    """Every change to the account settings: who (API key), when, before and after; oldest
+    first. Workflow and trigger changes are under `GET /workflows/{id}/trigger/audit`."""
+    after_id = cursors.decode_id(cursor) if cursor else 0
+    rows = await audit.for_account(pool, principal.account_id, limit, after_id)
+    next_cursor = cursors.encode(rows[-1]["id"]) if len(rows) == limit else None
+    return {"items": rows, "next_cursor": next_cursor}
+
+
+def _audited(settings: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the trail keeps of the settings: the ones a user sets."""
+    if settings is None:
+        return None
+    return {"timezone": settings["timezone"], "business_hours": settings["business_hours"]}

@@ -39,6 +39,36 @@ def test_account_settings_validation(tenant: MakeTenant) -> None:
     assert t.client.get("/account/settings").json()["timezone"] == "UTC"
 
 
+def test_account_settings_changes_are_audited(tenant: MakeTenant) -> None:
+    t = tenant(timezone="Europe/Berlin")
+    first = {"timezone": "America/Chicago",
+             "business_hours": {"days": ["mon"], "start": "08:00", "end": "12:00"}}  # fmt: skip
+    assert t.client.put("/account/settings", json=first).status_code == 200
+    refused = t.client.put("/account/settings", json={"timezone": "Moon/Base"})
+    assert refused.status_code == 400  # refused: not a change, so not audited
+    assert t.client.put("/account/settings", json={"timezone": "Asia/Tokyo"}).status_code == 200
+    page = t.client.get("/account/settings/audit", params={"limit": 1})
+    assert page.status_code == 200, page.text
+    [update] = page.json()["items"]
+    assert update["action"] == "account.settings.update"
+    assert update["actor_key_id"] == str(t.key_id)
+    assert update["workflow_id"] is None
+    assert update["before"]["timezone"] == "Europe/Berlin"
+    assert update["after"] == first
+    rest = t.client.get("/account/settings/audit", params={"cursor": page.json()["next_cursor"]})
+    [second] = rest.json()["items"]
+    assert rest.json()["next_cursor"] is None
+    assert (second["before"], second["after"]["timezone"]) == (first, "Asia/Tokyo")
+    assert second["after"]["business_hours"]["start"] == "09:00"  # omitted: back to the default
+    # another account sees none of it; a read-only key may read its own trail
+    other = tenant(scopes=("workflow:read",))
+    assert other.client.get("/account/settings/audit").json() == {"items": [], "next_cursor": None}
+    # nor do the workflow audit trails show account-level rows
+    created = t.client.post("/workflows", json={"name": "w"}).json()
+    trail = t.client.get(f"/workflows/{created['id']}/trigger/audit").json()["items"]
+    assert [e["action"] for e in trail] == ["workflow.create"]
+
+
 def test_catalog_lists_26_events_and_operators(api_url: str) -> None:
     body = httpx.get(f"{api_url}/api/v1/catalog").json()
     events = [e for c in body["categories"] for e in c["events"]]

@@ -9,12 +9,11 @@ import pytest
 import ray
 
 from actors.client import Partitions
-from actors.partition import NAMESPACE
 from actors.scheduler import SchedulerConfig
 from api.app import create_app
 from hairtrigger.config import Settings
 from hairtrigger.meta import publish_shards
-from hairtrigger.runtime import start_scheduler
+from hairtrigger.runtime import init_local, start_scheduler
 from tests.conftest import Db, Tenant, serve, tenant_factory
 from tests.streaming.helpers import Streams
 
@@ -23,10 +22,7 @@ PARTITIONS = 2
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
-    ray.init(
-        address="local", num_cpus=2, include_dashboard=False,
-        object_store_memory=300 * 1024 * 1024, namespace=NAMESPACE, configure_logging=False,
-    )  # fmt: skip
+    init_local(num_cpus=2, include_dashboard=False, object_store_memory=300 * 1024 * 1024)
     yield
     ray.shutdown()
 

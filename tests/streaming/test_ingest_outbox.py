@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -34,6 +35,15 @@ def proxy(settings: Settings) -> Iterator[TcpProxy]:
 def through(url: str, port: int) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(netloc=f"127.0.0.1:{port}"))
+
+
+def _payload(fields: dict[bytes, bytes]) -> dict[str, Any]:
+    """A shard entry's event; {} for the poison other tests leave on the same shard."""
+    try:
+        found = orjson.loads(fields.get(names.EVENT_FIELD.encode(), b"null"))
+    except orjson.JSONDecodeError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def test_events_accepted_during_a_redis_outage_enroll_once_in_order(
@@ -68,10 +78,9 @@ def test_events_accepted_during_a_redis_outage_enroll_once_in_order(
         assert sorted(enrolled) == sorted(sent)  # every accepted event, once
         # on the shard stream, the account's events are in the order they were accepted
         on_stream = [
-            orjson.loads(fields[names.EVENT_FIELD.encode()])
-            for _, fields in streams.client.xrange(streams.stream_of(t.account_id))
+            _payload(fields) for _, fields in streams.client.xrange(streams.stream_of(t.account_id))
         ]
-        ours = [e["event_id"] for e in on_stream if e["account_id"] == str(t.account_id)]
+        ours = [e["event_id"] for e in on_stream if e.get("account_id") == str(t.account_id)]
         assert list(dict.fromkeys(ours)) == sent
         next(factory, None)
 
