@@ -26,6 +26,7 @@ from api.routes import (
     triggers,
     workflows,
 )
+from api.routes import problems as problem_types
 from api.routes import stats as stats_routes
 from hairtrigger import __version__
 from hairtrigger.config import Settings
@@ -89,6 +90,7 @@ def create_app(settings: Settings, sync: ConfigSync | None = None) -> FastAPI:
         app.include_router(module.router, prefix=PREFIX, **ratelimit.PER_KEY)
     app.include_router(events.router, prefix=PREFIX, **ratelimit.PER_ACCOUNT_EVENTS)
     app.include_router(catalog.router, prefix=PREFIX)  # public: no key, no budget
+    app.include_router(problem_types.router, prefix=PREFIX)  # public too
     app.include_router(stats_routes.router, prefix=PREFIX, **ratelimit.PER_KEY)
     app.state.metrics = gateway_registry(with_ray=sync is not None)  # actors: Ray is up here
 

@@ -18,6 +18,16 @@ from pipelines.errors import ConfigError
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
+TYPES_PATH = "/api/v1/problems"  # GET TYPES_PATH/{slug} describes a problem type
+
+
+def problem_type(title: str) -> str:
+    """The `type` of a problem with this title: a URI reference to its description, or
+    about:blank for a title without one."""
+    if title in errors.DESCRIPTIONS:
+        return f"{TYPES_PATH}/{errors.problem_slug(title)}"
+    return "about:blank"
+
 
 _TITLES = {
     400: errors.BAD_REQUEST,
@@ -38,7 +48,11 @@ class Problem(BaseModel):
     """An RFC 9457 problem document (`application/problem+json`)."""
 
     model_config = ConfigDict(extra="allow")
-    type: str = "about:blank"
+    type: str = Field(
+        default="about:blank",
+        description="Names the kind of problem; GET it for a description.",
+        examples=[f"{TYPES_PATH}/invalid-filter-operator"],
+    )
     title: str = Field(examples=[errors.INVALID_OPERATOR])
     status: int = Field(examples=[400])
     detail: str = Field(examples=["'resembles' is not an operator; use one of equals, ..."])
@@ -74,7 +88,7 @@ class ApiError(Exception):
 
 
 def problem(status: int, title: str, detail: str, instance: str = "", **extra: Any) -> Response:
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    body: dict[str, Any] = {"type": problem_type(title), "title": title, "status": status}
     body["detail"] = detail
     if instance:
         body["instance"] = instance

@@ -169,6 +169,12 @@ class AuditEntry(BaseModel):
     created_at: datetime
 
 
+class ProblemType(BaseModel):
+    type: str = Field(examples=["/api/v1/problems/invalid-filter-operator"])
+    title: str = Field(examples=["Invalid filter operator"])
+    description: str
+
+
 class AuditPage(BaseModel):
     items: list[AuditEntry]
     next_cursor: str | None

@@ -6,6 +6,8 @@ from typing import Any
 
 import httpx
 
+from pipelines import errors
+
 
 def problem(response: httpx.Response, status: int, title: str) -> dict[str, Any]:
     """Assert `response` is an RFC 9457 problem with this status and title; return its body."""
@@ -15,6 +17,7 @@ def problem(response: httpx.Response, status: int, title: str) -> dict[str, Any]
     assert body["status"] == status
     assert body["title"] == title, body
     assert body["detail"]
+    assert body["type"] == f"/api/v1/problems/{errors.problem_slug(title)}", body
     return body
 
 
