@@ -1,0 +1,104 @@
+"""The ingest relay survives its database connection dying mid-transaction: after the XADDs,
+before the held rows are deleted. The rows stay, the relay sends them again (event ids make the
+second copy harmless downstream) and goes on relaying."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import asyncpg
+import orjson
+import pytest
+import redis
+
+from api import relay
+from hairtrigger import names
+from hairtrigger.redis_clients import gateway_client
+from store import accounts, db, ingest
+from store.migrate import migrate
+from tests.conftest import Db, with_database
+
+EVENTS = 20
+
+
+@pytest.fixture
+def fresh_database(database_url: str) -> Iterator[str]:
+    """A database of its own: the session gateway's relay must not take these rows first."""
+    name = f"ht_relay_{uuid.uuid4().hex[:10]}"
+    admin = Db(database_url)
+    admin.run(lambda c: c.execute(f'CREATE DATABASE "{name}"'))
+    url = with_database(database_url, name)
+    Db(url).run(migrate)
+    yield url
+    admin.run(lambda c: c.execute(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+async def _blocked_relay_backend(watcher: asyncpg.Connection) -> int:
+    """The pid of the relay's connection once it waits to delete the rows it has sent."""
+    for _ in range(400):
+        pid = await watcher.fetchval(
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND query LIKE 'DELETE FROM ingest_outbox%' AND datname = current_database()"
+        )
+        if pid is not None:
+            return int(pid)
+        await asyncio.sleep(0.05)
+    raise AssertionError("the relay never reached its DELETE")
+
+
+async def _scenario(database_url: str, redis_url: str, stream: str) -> None:
+    pool = await db.create_pool(database_url)
+    client = gateway_client(redis_url)
+    blocker = await db.connect(database_url)
+    watcher = await db.connect(database_url)
+    task: asyncio.Task[None] | None = None
+    try:
+        account_id = await accounts.create_account(pool, "relay test")
+        payloads = [orjson.dumps({"n": n}) for n in range(EVENTS)]
+        await ingest.hold(pool, [(account_id, stream, p) for p in payloads])
+        # SHARE lets the relay read and claim the rows but not delete them
+        lock = blocker.transaction()
+        await lock.start()
+        await blocker.execute("LOCK TABLE ingest_outbox IN SHARE MODE")
+        task = asyncio.create_task(relay.run(pool, client, idle_s=0.05))
+        pid = await _blocked_relay_backend(watcher)
+        assert await client.xlen(stream) == EVENTS  # sent, not yet marked as sent
+        assert await watcher.fetchval("SELECT pg_terminate_backend($1)", pid)
+        await lock.rollback()
+        for _ in range(400):
+            if not await watcher.fetchval("SELECT count(*) FROM ingest_outbox"):
+                break
+            assert not task.done(), task
+            await asyncio.sleep(0.05)
+        assert not await watcher.fetchval("SELECT count(*) FROM ingest_outbox")
+        entries = await client.xrange(stream)
+        sent = [fields[names.EVENT_FIELD.encode()] for _, fields in entries]
+        assert sent == payloads + payloads  # at least once, in order, each retry whole
+        # still relaying: a later hold goes out too
+        await ingest.hold(pool, [(account_id, stream, b'{"n": "later"}')])
+        for _ in range(400):
+            if await client.xlen(stream) == 2 * EVENTS + 1:
+                break
+            await asyncio.sleep(0.05)
+        assert await client.xlen(stream) == 2 * EVENTS + 1
+        assert not task.done()
+    finally:
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await client.delete(stream)
+        await client.aclose()
+        for conn in (blocker, watcher):
+            await conn.close()
+        await pool.close()
+
+
+def test_relay_survives_its_backend_killed_between_xadd_and_delete(
+    fresh_database: str, redis_url: str
+) -> None:
+    stream = f"hairtrigger:test:relay:{uuid.uuid4().hex}"
+    asyncio.run(_scenario(fresh_database, redis_url, stream))
+    with redis.Redis.from_url(redis_url) as client:
+        assert not client.exists(stream)
