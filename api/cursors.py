@@ -36,6 +36,13 @@ def decode_id(cursor: str) -> int:
     return found
 
 
+def id_page(rows: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+    """A page of rows keyed by integer `id`: the rows and, when the page is full, the cursor
+    of the next one (encode(last id))."""
+    next_cursor = encode(rows[-1]["id"]) if len(rows) == limit else None
+    return {"items": rows, "next_cursor": next_cursor}
+
+
 def encode_keyset(at: datetime, row_id: uuid.UUID) -> str:
     return encode(at.isoformat(), str(row_id))
 

@@ -32,6 +32,12 @@ async def record(
     )
 
 
+_SELECT = (
+    "SELECT id, workflow_id, trigger_id, action, actor_key_id, before, after, created_at"
+    " FROM trigger_audit_log"
+)
+
+
 async def for_workflow(
     conn: Executor,
     account_id: uuid.UUID,
@@ -40,9 +46,7 @@ async def for_workflow(
     after_id: int,
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        "SELECT id, workflow_id, trigger_id, action, actor_key_id, before, after, created_at"
-        " FROM trigger_audit_log WHERE account_id = $1 AND workflow_id = $2 AND id > $3"
-        " ORDER BY id LIMIT $4",
+        f"{_SELECT} WHERE account_id = $1 AND workflow_id = $2 AND id > $3 ORDER BY id LIMIT $4",
         account_id,
         workflow_id,
         after_id,
@@ -56,9 +60,7 @@ async def for_account(
 ) -> list[dict[str, Any]]:
     """The account-level changes (settings), oldest first: the rows without a workflow."""
     rows = await conn.fetch(
-        "SELECT id, workflow_id, trigger_id, action, actor_key_id, before, after, created_at"
-        " FROM trigger_audit_log WHERE account_id = $1 AND workflow_id IS NULL AND id > $2"
-        " ORDER BY id LIMIT $3",
+        f"{_SELECT} WHERE account_id = $1 AND workflow_id IS NULL AND id > $2 ORDER BY id LIMIT $3",
         account_id,
         after_id,
         limit,

@@ -58,8 +58,7 @@ async def settings_audit(
     first. Workflow and trigger changes are under `GET /workflows/{id}/trigger/audit`."""
     after_id = cursors.decode_id(cursor) if cursor else 0
     rows = await audit.for_account(pool, principal.account_id, limit, after_id)
-    next_cursor = cursors.encode(rows[-1]["id"]) if len(rows) == limit else None
-    return {"items": rows, "next_cursor": next_cursor}
+    return cursors.id_page(rows, limit)
 
 
 def _audited(settings: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -84,8 +84,7 @@ async def trigger_logs(
     before_id = cursors.decode_id(cursor) if cursor else None
     where = logs.LogFilter(workflow_id, contact_id, matched, is_test, since, until)
     rows = await logs.list_logs(pool, principal.account_id, where, limit, before_id)
-    next_cursor = cursors.encode(rows[-1]["id"]) if len(rows) == limit else None
-    return {"items": rows, "next_cursor": next_cursor}
+    return cursors.id_page(rows, limit)
 
 
 @router.get("/workflows/{workflow_id}/enrollments", response_model=EnrollmentPage)

@@ -155,5 +155,4 @@ async def trigger_audit(
     await owned_workflow(pool, principal, workflow_id, deleted=True)
     after_id = cursors.decode_id(cursor) if cursor else 0
     rows = await audit.for_workflow(pool, principal.account_id, workflow_id, limit, after_id)
-    next_cursor = cursors.encode(rows[-1]["id"]) if len(rows) == limit else None
-    return {"items": rows, "next_cursor": next_cursor}
+    return cursors.id_page(rows, limit)
