@@ -19,14 +19,8 @@ from pipelines.errors import ConfigError
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
 TYPES_PATH = "/api/v1/problems"  # GET TYPES_PATH/{slug} describes a problem type
-
-
-def problem_type(title: str) -> str:
-    """The `type` of a problem with this title: a URI reference to its description, or
-    about:blank for a title without one."""
-    if title in errors.DESCRIPTIONS:
-        return f"{TYPES_PATH}/{errors.problem_slug(title)}"
-    return "about:blank"
+# Each title's `type`: a URI reference to its description (titles without one: about:blank).
+TYPES = {title: f"{TYPES_PATH}/{errors.problem_slug(title)}" for title in errors.DESCRIPTIONS}
 
 
 _TITLES = {
@@ -88,8 +82,8 @@ class ApiError(Exception):
 
 
 def problem(status: int, title: str, detail: str, instance: str = "", **extra: Any) -> Response:
-    body: dict[str, Any] = {"type": problem_type(title), "title": title, "status": status}
-    body["detail"] = detail
+    kind = TYPES.get(title, "about:blank")
+    body: dict[str, Any] = {"type": kind, "title": title, "status": status, "detail": detail}
     if instance:
         body["instance"] = instance
     body.update(extra)

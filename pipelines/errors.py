@@ -84,8 +84,8 @@ DESCRIPTIONS: dict[str, str] = {
     CONFLICT: "The request conflicts with the resource's current state.",
     METHOD_NOT_ALLOWED: "This path does not serve that HTTP method.",
     UNSUPPORTED_MEDIA_TYPE: "Send the body as application/json.",
-    UNSTORABLE_VALUE: "A value passed validation but cannot be stored (e.g. a NUL character "
-    "or a number out of range).",
+    UNSTORABLE_VALUE: "A value passed validation but cannot be stored or encoded (e.g. a "
+    "number or date beyond the database's range).",
     TRIGGER_EXISTS: "A workflow has one trigger; replace it with PUT instead.",
     WORKFLOW_LOOP: "The change would let workflows trigger each other forever; the problem's "
     "`cycle` names the workflows and the actions that close it.",
@@ -98,12 +98,14 @@ DESCRIPTIONS: dict[str, str] = {
     VALIDATION_FAILED: "A field has the wrong type or shape; `errors` lists each with a JSON "
     "pointer.",
     INVALID_CURSOR: "The `cursor` is not one this API handed out; start again without it.",
-    BODY_TOO_LARGE: "Request bodies are limited to 1 MiB.",
+    BODY_TOO_LARGE: "The request body is over the limit (1 MiB unless "
+    "HAIRTRIGGER_MAX_BODY_BYTES says otherwise).",
     SERVICE_UNAVAILABLE: "A server behind the API does not answer; retry after `Retry-After` "
     "seconds.",
     RATE_LIMITED: "The key's or account's budget is spent; retry after `Retry-After` seconds "
     "(the RateLimit-* headers show the budget).",
-    INVALID_IDEMPOTENCY_KEY: "An `Idempotency-Key` is 1 to 255 printable ASCII characters.",
+    INVALID_IDEMPOTENCY_KEY: "An `Idempotency-Key` is 1 to 255 visible ASCII characters (no "
+    "spaces), e.g. a UUID.",
     IDEMPOTENCY_KEY_REUSED: "This `Idempotency-Key` was used for a different request; use a "
     "new key for a new request.",
     REQUEST_IN_PROGRESS: "The first request with this `Idempotency-Key` is still running; retry "

@@ -66,19 +66,13 @@ async def find_key(conn: Executor, key: str) -> KeyRecord | None:
     return KeyRecord(key_id, row["account_id"], frozenset(row["scopes"]))
 
 
-async def get_settings(conn: Executor, account_id: uuid.UUID) -> dict[str, Any] | None:
-    row = await conn.fetchrow(
-        "SELECT id AS account_id, name, timezone, business_hours FROM accounts WHERE id = $1",
-        account_id,
-    )
-    return dict(row) if row else None
-
-
-async def lock_settings(conn: Conn, account_id: uuid.UUID) -> dict[str, Any] | None:
-    """The settings as they are, with the account row locked until the transaction ends."""
+async def get_settings(
+    conn: Executor, account_id: uuid.UUID, *, for_update: bool = False
+) -> dict[str, Any] | None:
+    """The account's settings; `for_update` locks its row until the transaction ends."""
     row = await conn.fetchrow(
         "SELECT id AS account_id, name, timezone, business_hours FROM accounts WHERE id = $1"
-        " FOR UPDATE",
+        + (" FOR UPDATE" if for_update else ""),
         account_id,
     )
     return dict(row) if row else None

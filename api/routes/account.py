@@ -32,7 +32,7 @@ async def put_settings(body: AccountSettingsIn, principal: Editor, pool: PoolDep
     hours = body.business_hours.model_dump() if body.business_hours else DEFAULT_BUSINESS_HOURS
     hours = check_business_hours(hours)
     async with pool.acquire() as conn, conn.transaction():
-        before = await accounts.lock_settings(conn, principal.account_id)
+        before = await accounts.get_settings(conn, principal.account_id, for_update=True)
         after = await accounts.put_settings(conn, principal.account_id, timezone, hours)
         await audit.record(
             conn,

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.guard import GuardedRoute
-from api.problems import PROBLEM_RESPONSES, ApiError, problem_type
+from api.problems import PROBLEM_RESPONSES, TYPES, ApiError
 from api.schemas import ProblemType
 from pipelines import errors
 
@@ -18,8 +18,7 @@ _BY_SLUG = {errors.problem_slug(title): title for title in errors.DESCRIPTIONS}
 
 
 def _described(title: str) -> dict[str, Any]:
-    return {"type": problem_type(title), "title": title,
-            "description": errors.DESCRIPTIONS[title]}  # fmt: skip
+    return {"type": TYPES[title], "title": title, "description": errors.DESCRIPTIONS[title]}
 
 
 @router.get("", response_model=list[ProblemType])
