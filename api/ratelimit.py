@@ -2,9 +2,10 @@
 
 The budgets live in Redis, so every gateway process draws on the same ones. One Lua script
 (GCRA, see pipelines/ratelimit.py) checks and spends a budget atomically on Redis's clock, so
-gateways need not agree on the time. While Redis does not answer, the limiter stands aside
-(fails open) for a few seconds at a time and logs it: limits protect the service, they must not
-be the reason it is down. Route files stay as they are; api/app.py attaches the dependencies.
+gateways need not agree on the time. While Redis does not answer, each gateway process keeps
+the budgets in its own memory for a few seconds at a time and logs it: the limits still hold,
+per process (n gateways let up to n budgets through), and they never make the service wait on
+Redis. Route files stay as they are; api/app.py attaches the dependencies.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from api.problems import MEDIA_TYPE, ApiError, Problem
 from hairtrigger import names
 from hairtrigger.config import Settings
 from pipelines import errors
-from pipelines.ratelimit import Budget, Decision, decision
+from pipelines.ratelimit import Budget, Decision, LocalBuckets, decision
 
 log = logging.getLogger(__name__)
 
-PAUSE_S = 2.0  # how long the limiter stands aside after Redis failed to answer
+PAUSE_S = 2.0  # how long the limiter keeps to local buckets after Redis failed to answer
 _TIMEOUT_S = 0.5
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _STATE = "rate_limit_headers"  # request.state: the headers the response gets
@@ -51,7 +52,7 @@ return {1, math.floor((capacity - (after - now)) / interval + 1e-6), 0, math.cei
 
 
 class RateLimiter:
-    """Spends budgets in Redis; answers None (no limit) while Redis is unreachable."""
+    """Spends budgets in Redis; in this process's memory while Redis is unreachable."""
 
     def __init__(self, redis_url: str, pause_s: float = PAUSE_S) -> None:
         # Its own client without retries and with short timeouts: a dead Redis costs a
@@ -62,10 +63,11 @@ class RateLimiter:
         self._script = self._redis.register_script(_GCRA)
         self._pause_s = pause_s
         self._paused_until = 0.0
+        self._local = LocalBuckets()
 
-    async def charge(self, bucket: str, budget: Budget, cost: int) -> Decision | None:
+    async def charge(self, bucket: str, budget: Budget, cost: int) -> Decision:
         if time.monotonic() < self._paused_until:
-            return None
+            return self._local_charge(bucket, budget, cost)
         try:
             reply = await self._script(
                 keys=[bucket], args=[budget.interval_ms, budget.capacity_ms, cost]
@@ -73,10 +75,15 @@ class RateLimiter:
         except (RedisError, OSError) as exc:
             self._paused_until = time.monotonic() + self._pause_s
             log.warning(
-                "rate limits off for %.0f s: Redis does not answer (%s)", self._pause_s, exc
+                "rate limits kept in this process for %.0f s: Redis does not answer (%s)",
+                self._pause_s,
+                exc,
             )
-            return None
+            return self._local_charge(bucket, budget, cost)
         return decision(budget, reply)
+
+    def _local_charge(self, bucket: str, budget: Budget, cost: int) -> Decision:
+        return self._local.charge(bucket, budget, cost, time.monotonic() * 1000)
 
     async def aclose(self) -> None:
         await self._redis.aclose()
@@ -89,8 +96,6 @@ async def _spend(
         return
     limiter: RateLimiter = request.app.state.limiter
     found = await limiter.charge(bucket, budget, cost)
-    if found is None:
-        return
     setattr(request.state, _STATE, found.headers())
     if not found.allowed:
         raise ApiError(429, errors.RATE_LIMITED, f"{detail}; retry in {found.retry_after_s} s")

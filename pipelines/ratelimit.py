@@ -5,6 +5,9 @@ A budget is `limit` units per `window` seconds, all of which may be spent at onc
 time (TAT). Each unit moves the TAT on by `window / limit`; a request of `cost` units is
 allowed while the TAT it would leave is at most `window` ahead of now. A refused request
 changes nothing, so a refused batch costs nothing and can be retried whole.
+
+`gcra` is the same arithmetic as the limiter's Lua script, for the buckets a gateway keeps in
+its own memory while Redis does not answer (`LocalBuckets`).
 """
 
 from __future__ import annotations
@@ -86,6 +89,42 @@ def decision(budget: Budget, reply: list[int]) -> Decision:
     """Read the limiter script's reply: [allowed, remaining, retry_after_ms, reset_ms]."""
     allowed, remaining, retry_after_ms, reset_ms = reply
     return Decision(budget, bool(allowed), int(remaining), float(retry_after_ms), float(reset_ms))
+
+
+def gcra(tat_ms: float | None, now_ms: float, budget: Budget, cost: int) -> tuple[float, list[int]]:
+    """Spend `cost` units of a bucket whose TAT is `tat_ms` (None: never used or expired), as
+    the Lua script does: the TAT to keep (unchanged when refused) and the reply
+    [allowed, remaining, retry_after_ms, reset_ms]."""
+    interval, capacity = budget.interval_ms, budget.capacity_ms
+    tat = now_ms if tat_ms is None or tat_ms < now_ms else tat_ms
+    after = tat + cost * interval
+    if after - now_ms > capacity + 0.001:
+        left = math.floor((capacity - (tat - now_ms)) / interval + 1e-6)
+        return tat, [0, left, math.ceil(after - capacity - now_ms), math.ceil(tat - now_ms)]
+    left = math.floor((capacity - (after - now_ms)) / interval + 1e-6)
+    return after, [1, left, 0, math.ceil(after - now_ms)]
+
+
+class LocalBuckets:
+    """Buckets in one process's memory. A full table first forgets the buckets whose TAT has
+    passed (they are full again), so it holds at most the buckets in use within one window."""
+
+    def __init__(self, max_buckets: int = 100_000) -> None:
+        self._tats: dict[str, float] = {}
+        self._max = max_buckets
+
+    def charge(self, bucket: str, budget: Budget, cost: int, now_ms: float) -> Decision:
+        tat, reply = gcra(self._tats.get(bucket), now_ms, budget, cost)
+        if bucket not in self._tats and len(self._tats) >= self._max:
+            self._tats = {b: t for b, t in self._tats.items() if t > now_ms}
+        if tat > now_ms:
+            self._tats[bucket] = tat
+        else:
+            self._tats.pop(bucket, None)
+        return decision(budget, reply)
+
+    def __len__(self) -> int:
+        return len(self._tats)
 
 
 def _seconds(ms: float, minimum: int = 1) -> int:

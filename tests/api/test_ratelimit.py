@@ -1,5 +1,5 @@
 """Rate limits (issue 7): config calls per API key, event ingest per account, held in Redis so
-they bind every gateway process; 429 with Retry-After over budget; fail open without Redis."""
+they bind every gateway process; 429 with Retry-After over budget; without Redis, each gateway's own buckets."""
 
 from __future__ import annotations
 
@@ -329,11 +329,12 @@ def _answers(port: int) -> bool:
     return False
 
 
-def test_config_calls_go_on_while_redis_is_down(
+def test_limits_hold_in_each_gateway_while_redis_is_down(
     settings: Settings, db_sync: Db, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Fail open: without Redis the limiter stands aside (and says so in the log), config
-    calls are served; when Redis is back the limits are back."""
+    """Without Redis the gateway keeps the budgets in its own memory (and says so in the log):
+    calls are served, without waiting on Redis, and a budget spent meanwhile is still refused;
+    when Redis is back the shared budgets are back."""
     port = free_port()
     alone = dataclasses.replace(
         settings, redis_url=f"redis://127.0.0.1:{port}/0", rate_writes=Budget(2, 3600)
@@ -349,17 +350,21 @@ def test_config_calls_go_on_while_redis_is_down(
         server.terminate()
         server.wait(timeout=30)
         with caplog.at_level(logging.WARNING, logger="api.ratelimit"):
-            served = new(t.client)
-            assert served.status_code == 201, served.text
-            assert not any(h in served.headers for h in RATE_HEADERS)
-            assert t.client.get("/workflows").status_code == 200
-            assert t.client.post("/events", json=envelope(t.account_id)).status_code != 429
-        assert any("rate limits off" in r.getMessage() for r in caplog.records)
-        with private_redis(port):
+            # this process never saw Redis's count: its own buckets start full
+            served = [new(t.client) for _ in range(2)]
+            assert [r.status_code for r in served] == [201, 201], served[-1].text
+            assert [r.headers["ratelimit-remaining"] for r in served] == ["1", "0"]
+            refused = problem(new(t.client), 429, errors.RATE_LIMITED)
+            assert "budget for changes" in refused["detail"]
+            assert t.client.get("/workflows").status_code == 200  # reads: a budget of their own
+            assert t.client.post("/events", json=envelope(t.account_id)).status_code == 202
+        assert any("kept in this process" in r.getMessage() for r in caplog.records)
+        reads = names.rate_limit_bucket("reads", t.key_id)
+        with private_redis(port), redis.Redis(port=port) as fresh:
 
-            def limited_again() -> bool:
-                response = t.client.get("/workflows")
-                assert response.status_code == 200
-                return "ratelimit-limit" in response.headers
+            def shared_again() -> bool:
+                assert t.client.get("/workflows").status_code == 200
+                return bool(fresh.exists(reads))
 
-            wait_until(limited_again, "the limits to come back with Redis")
+            wait_until(shared_again, "the limits to be kept in Redis again")
+            assert new(t.client).status_code == 201  # the new Redis holds a full budget
