@@ -1,5 +1,6 @@
 """Rate limits (issue 7): config calls per API key, event ingest per account, held in Redis so
-they bind every gateway process; 429 with Retry-After over budget; without Redis, each gateway's own buckets."""
+they bind every gateway process; 429 with Retry-After over budget; without Redis, each
+gateway's own buckets."""
 
 from __future__ import annotations
 
