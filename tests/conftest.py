@@ -30,6 +30,9 @@ from store.migrate import migrate
 
 # Parallel test sessions on one machine each set their own (0-15).
 TEST_REDIS_DB = int(os.environ.get("HT_TEST_REDIS_DB", "9"))
+# Redis db of the lone `up` processes of test_tls and test_up_metrics (one at a time; see
+# own_servers). Others: 10 up_restart, 12 scale_out, 13 locust; benchmarks 11 and 14.
+UP_REDIS_DB = 15
 
 
 def with_database(url: str, name: str) -> str:

@@ -25,14 +25,13 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from actors.scheduler import SCHEDULER_NAME
-from hairtrigger import names
+from hairtrigger import embedded, names
 from hairtrigger.config import Settings
 from pipelines.examples import all_of, cond
 from pipelines.sharding import partition_for, shard_for
-from tests.conftest import Db, Tenant, free_port, redis_db, tenant_factory
+from tests.conftest import Db, Tenant, free_port, own_servers, tenant_factory
 from tests.streaming.helpers import Streams, active_workflow, event, wait_until
 
 PARTITIONS = 2
@@ -145,12 +144,21 @@ SCALE_OUT_REDIS_DB = 12
 
 
 @pytest.fixture
-def own_settings(settings: Settings) -> Settings:
-    assert settings.redis_url is not None
-    url = redis_db(settings.redis_url, SCALE_OUT_REDIS_DB)
-    with redis.Redis.from_url(url) as client:
-        client.flushdb()
-    return dataclasses.replace(settings, redis_url=url)
+def own_settings(settings: Settings, services: embedded.Services) -> Iterator[Settings]:
+    """A database and a Redis database of the test's own. Sharing the session's database, the
+    session's partition actors (alive until the session ends) would apply this deployment's
+    triggers and publish its enrollment outbox to their own Redis."""
+    with own_servers(services, "ht_scale", SCALE_OUT_REDIS_DB, settings.shards) as env:
+        yield dataclasses.replace(
+            settings, database_url=env["DATABASE_URL"], redis_url=env["REDIS_URL"]
+        )
+
+
+@pytest.fixture
+def db_sync(own_settings: Settings) -> Db:
+    """This module's tests read their own database."""
+    assert own_settings.database_url is not None
+    return Db(own_settings.database_url)
 
 
 @pytest.fixture

@@ -28,10 +28,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from api.app import create_app
-from hairtrigger import cli, serving
+from hairtrigger import cli, embedded, serving
 from hairtrigger.config import Settings
 from store import accounts
-from tests.conftest import Db, free_port
+from tests.conftest import UP_REDIS_DB, Db, free_port, own_servers
 
 
 @dataclass(frozen=True)
@@ -314,12 +314,15 @@ def test_up_refuses_unusable_tls_files_before_starting(
 
 
 @pytest.mark.slow
-def test_up_serves_https_end_to_end(settings: Settings, pki: Pki) -> None:
-    """The whole `hairtrigger up` (Ray, actors, scheduler) with the TLS flags."""
+def test_up_serves_https_end_to_end(services: embedded.Services, pki: Pki) -> None:
+    """The whole `hairtrigger up` (Ray, actors, scheduler) with the TLS flags, on a database and
+    Redis db of its own (the session's partition actors are still alive)."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": settings.database_url or "",
-           "REDIS_URL": settings.redis_url or "", "HAIRTRIGGER_SHARDS": str(settings.shards),
-           "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    with own_servers(services, "ht_tls", UP_REDIS_DB, 4) as env:
+        _serve_https(env, port, pki)
+
+
+def _serve_https(env: dict[str, str], port: int, pki: Pki) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "hairtrigger.cli", "up", "--port", str(port), "--partitions", "1",
          "--ssl-certfile", str(pki.cert), "--ssl-keyfile", str(pki.key)],

@@ -3,29 +3,36 @@ the application metrics (issue 6)."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.conftest import Db, free_port
+from hairtrigger import embedded
+from tests.conftest import UP_REDIS_DB, free_port, own_servers
 from tests.streaming.helpers import wait_until
 
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture
+def own_env(services: embedded.Services) -> Iterator[dict[str, str]]:
+    """A database and Redis db of its own: the session's partition actors are still alive."""
+    with own_servers(services, "ht_metrics", UP_REDIS_DB, 4) as env:
+        yield env
+
+
 def test_up_prints_the_metrics_endpoint_and_it_serves_the_gateway_metrics(
-    database_url: str, redis_url: str, db_sync: Db
+    own_env: dict[str, str],
 ) -> None:
     port, metrics_port = free_port(), free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-           "PYTHONUNBUFFERED": "1", "HAIRTRIGGER_SHARDS": "4"}  # fmt: skip
+    env = own_env
     proc = subprocess.Popen(
         [sys.executable, "-m", "hairtrigger.cli", "up", "--port", str(port), "--partitions", "1",
          "--metrics-port", str(metrics_port)],
