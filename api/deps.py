@@ -106,12 +106,13 @@ async def record_change(
     conn: Conn,
     principal: Principal,
     action: str,
-    workflow_id: uuid.UUID,
+    workflow_id: uuid.UUID | None,
     trigger_id: uuid.UUID | None = None,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> None:
-    """One audit row for a change the caller made (REQ-U-003)."""
+    """One audit row for a change the caller made (REQ-U-003); account-level changes have no
+    workflow."""
     await audit.record(
         conn,
         account_id=principal.account_id,

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api import cursors
-from api.deps import Editor, PoolDep, Reader
+from api.deps import Editor, PoolDep, Reader, record_change
 from api.guard import GuardedRoute
 from api.problems import PROBLEM_RESPONSES
 from api.schemas import AccountSettings, AccountSettingsIn, AuditPage
@@ -34,16 +34,10 @@ async def put_settings(body: AccountSettingsIn, principal: Editor, pool: PoolDep
     async with pool.acquire() as conn, conn.transaction():
         before = await accounts.get_settings(conn, principal.account_id, for_update=True)
         after = await accounts.put_settings(conn, principal.account_id, timezone, hours)
-        await audit.record(
-            conn,
-            account_id=principal.account_id,
-            workflow_id=None,
-            trigger_id=None,
-            action="account.settings.update",
-            actor_key_id=principal.key_id,
-            before=_audited(before),
-            after=_audited(after),
-        )
+        await record_change(
+            conn, principal, "account.settings.update", None,
+            before=_audited(before), after=_audited(after),
+        )  # fmt: skip
     return after
 
 
