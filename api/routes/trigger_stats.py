@@ -31,7 +31,11 @@ class Latency(BaseModel):
 
 
 class Counts(BaseModel):
-    evaluated: int = Field(description="Events the trigger was checked against.")
+    evaluated: int = Field(
+        description="Events the trigger was checked against. An event redelivered after a "
+        "crash between its commit and its acknowledgement is counted again; the other counts "
+        "are exact."
+    )
     matched: int
     enrolled: int
     blocked: dict[str, int] = Field(examples=[{"blocked: already_enrolled": 3}])
