@@ -114,10 +114,14 @@ class PartitionWorker:
         try:
             await self._loop()
         finally:
-            if self._redis is not None:
-                await self._redis.aclose()
-            if self._pool is not None:
-                await self._pool.close()
+            await self.disconnect()
+
+    async def disconnect(self) -> None:
+        """Close the Redis client and the pool (whichever were opened)."""
+        if self._redis is not None:
+            await self._redis.aclose()
+        if self._pool is not None:
+            await self._pool.close()
 
     async def wait_ready(self) -> None:
         await self._ready.wait()

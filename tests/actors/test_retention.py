@@ -168,8 +168,7 @@ def test_the_worker_trims_its_shards_during_housekeeping(
         finally:
             assert worker._redis is not None
             assert worker._pool is not None
-            await worker._redis.aclose()
-            await worker._pool.close()
+            await worker.disconnect()
 
     asyncio.run(go())
     left = remaining(client, stream)
@@ -226,8 +225,7 @@ def test_own_pending_entries_trimmed_before_processing_are_dead_lettered(
         finally:
             assert worker._redis is not None
             assert worker._pool is not None
-            await worker._redis.aclose()
-            await worker._pool.close()
+            await worker.disconnect()
 
     asyncio.run(go())
     dead = {f[b"entry_id"].decode(): f[b"reason"].decode()

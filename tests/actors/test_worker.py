@@ -42,7 +42,7 @@ def test_clearing_a_full_contact_cache_keeps_the_batch_contacts(
             assert all(worker._contacts[(account, o)] == Contact() for o in others)
         finally:
             await worker._pool.execute("DELETE FROM accounts WHERE id = $1", account)
-            await worker._pool.close()
+            await worker.disconnect()
 
     asyncio.run(go())
 
