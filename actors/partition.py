@@ -7,13 +7,13 @@ from typing import Any
 
 import ray
 
+from actors.logs import configure as configure_logging
 from actors.loop_thread import LoopThread
 from actors.ray_metrics import RaySink
 from actors.worker import PartitionWorker, WorkerConfig
-from hairtrigger import names
-from hairtrigger.logs import configure as configure_logging
 from pipelines.index import TriggerSpec
 from pipelines.stream_metrics import PARTITION_METRICS
+from streams import names
 
 NAMESPACE = "hairtrigger"
 

@@ -19,11 +19,9 @@ import orjson
 import ray
 from redis.asyncio import Redis
 
+from actors.logs import configure as configure_logging
 from actors.loop_thread import LoopThread
 from actors.ray_metrics import RaySink
-from hairtrigger import names
-from hairtrigger.logs import configure as configure_logging
-from hairtrigger.redis_clients import async_client
 from pipelines import stream_metrics as sm
 from pipelines.index import TriggerSpec
 from pipelines.metrics import Registry, Sink
@@ -34,6 +32,8 @@ from pipelines.time_events import lookup_keys, time_event, zone
 from store import config_sync, db, stream
 from store import schedule as store
 from store.stats import queued_enrollments
+from streams import names
+from streams.clients import async_client
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -20,11 +20,6 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from actors.consumer import Entry, StreamConsumer
-from actors.retention import StreamRetention
-from hairtrigger import names
-from hairtrigger.redis_clients import async_client
-from hairtrigger.stream_lag import shard_lag
 from pipelines import stream_metrics as sm
 from pipelines.enrollment import (
     BusinessHours,
@@ -34,13 +29,18 @@ from pipelines.enrollment import (
     decide,
     evaluate,
 )
-from pipelines.envelope import Event, Rejected, decode_batch
 from pipelines.index import TriggerIndex, TriggerSpec
+from pipelines.messages import Event, Rejected, decode_batch
 from pipelines.metrics import Registry, Sink
 from pipelines.projection import Contact
 from pipelines.sharding import shard_for, shards_of
 from pipelines.trigger_stats import TriggerKey
 from store import config_sync, db, stream
+from streams import names
+from streams.clients import async_client
+from streams.consumer import Entry, StreamConsumer
+from streams.lag import shard_lag
+from streams.retention import StreamRetention
 
 log = logging.getLogger(__name__)
 

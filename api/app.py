@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 
 from fastapi import FastAPI
 
@@ -28,12 +29,11 @@ from api.routes import (
 )
 from api.routes import problems as problem_types
 from api.routes import stats as stats_routes
-from hairtrigger import __version__
-from hairtrigger.config import Settings
-from hairtrigger.meta import publish_shards_async
-from hairtrigger.redis_clients import gateway_client
+from pipelines.config import Settings
 from store import db
 from store.migrate import migrate
+from streams.clients import gateway_client
+from streams.meta import publish_shards_async
 
 PREFIX = "/api/v1"
 DESCRIPTION = """
@@ -76,7 +76,7 @@ def create_app(settings: Settings, sync: ConfigSync | None = None) -> FastAPI:
 
     app = FastAPI(
         title="Hairtrigger",
-        version=__version__,
+        version=version("hairtrigger"),
         description=DESCRIPTION,
         lifespan=lifespan,
         docs_url="/docs",

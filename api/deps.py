@@ -13,8 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.asyncio import Redis
 
 from api.problems import ApiError
-from hairtrigger import names
-from pipelines import errors
+from pipelines import errors, scopes
 from pipelines.index import TriggerSpec
 from store import accounts, audit
 from store import workflows as store
@@ -76,10 +75,10 @@ def require(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
 
 
 Caller = Annotated[Principal, Depends(_principal)]  # any valid key, whatever its scopes
-Reader = Annotated[Principal, Depends(require(names.SCOPE_WORKFLOW_READ))]
-Editor = Annotated[Principal, Depends(require(names.SCOPE_WORKFLOW_EDIT))]
-EventWriter = Annotated[Principal, Depends(require(names.SCOPE_EVENTS_WRITE))]
-Operator = Annotated[Principal, Depends(require(names.SCOPE_STATS_READ))]
+Reader = Annotated[Principal, Depends(require(scopes.SCOPE_WORKFLOW_READ))]
+Editor = Annotated[Principal, Depends(require(scopes.SCOPE_WORKFLOW_EDIT))]
+EventWriter = Annotated[Principal, Depends(require(scopes.SCOPE_EVENTS_WRITE))]
+Operator = Annotated[Principal, Depends(require(scopes.SCOPE_STATS_READ))]
 
 
 async def owned_workflow(

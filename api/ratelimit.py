@@ -21,10 +21,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import Caller, EventWriter
 from api.problems import MEDIA_TYPE, ApiError, Problem
-from hairtrigger import names
-from hairtrigger.config import Settings
 from pipelines import errors
+from pipelines.config import Settings
 from pipelines.ratelimit import Budget, Decision, LocalBuckets, decision
+from streams import names
 
 log = logging.getLogger(__name__)
 

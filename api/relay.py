@@ -10,8 +10,8 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from hairtrigger import names
 from store import ingest
+from streams import names
 
 log = logging.getLogger(__name__)
 BATCH = 500

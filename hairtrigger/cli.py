@@ -17,9 +17,11 @@ from typing import Any
 
 import asyncpg
 
-from hairtrigger import embedded, logs, names, serving
-from hairtrigger.config import Settings
+from actors import logs
+from hairtrigger import embedded, serving
+from pipelines import scopes
 from pipelines.account import check_timezone
+from pipelines.config import Settings
 from pipelines.errors import ConfigError
 from store import accounts, db
 from store.migrate import migrate
@@ -70,9 +72,9 @@ def _cmd_accounts_create(settings: Settings, args: argparse.Namespace) -> Any:
 
 def _cmd_keys_create(settings: Settings, args: argparse.Namespace) -> Any:
     scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
-    unknown = [s for s in scopes if s not in names.SCOPES]
+    unknown = [s for s in scopes if s not in scopes.SCOPES]
     if not scopes or unknown:
-        raise CliError(f"unknown scope(s) {unknown}; choose from {', '.join(names.SCOPES)}")
+        raise CliError(f"unknown scope(s) {unknown}; choose from {', '.join(scopes.SCOPES)}")
     try:
         account_id = uuid.UUID(args.account)
     except ValueError:
@@ -171,8 +173,8 @@ def _parser() -> argparse.ArgumentParser:
     kc.add_argument("--account", required=True)
     kc.add_argument(
         "--scopes",
-        default=",".join(names.TENANT_SCOPES),
-        help=f"comma-separated, of {', '.join(names.SCOPES)} (stats:read: operators only)",
+        default=",".join(scopes.TENANT_SCOPES),
+        help=f"comma-separated, of {', '.join(scopes.SCOPES)} (stats:read: operators only)",
     )
     kc.set_defaults(run=_cmd_keys_create)
 

@@ -12,9 +12,8 @@ from typing import Any
 import orjson
 import ray
 
-from hairtrigger import names, runtime
-from hairtrigger.config import Settings
-from hairtrigger.redis_clients import sync_client
+from hairtrigger import runtime
+from pipelines.config import Settings
 from pipelines.demo import make_events
 from pipelines.examples import REALISTIC
 from pipelines.index import TriggerSpec
@@ -22,6 +21,8 @@ from pipelines.sharding import shard_for
 from pipelines.triggers import validate_trigger
 from store import accounts, config_sync, db
 from store import workflows as store
+from streams import names
+from streams.clients import sync_client
 
 BATCH = 1000
 

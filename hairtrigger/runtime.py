@@ -13,8 +13,8 @@ import ray
 from actors.client import Partitions
 from actors.partition import NAMESPACE
 from actors.scheduler import SCHEDULER_NAME, SchedulerActor, SchedulerConfig
-from hairtrigger.config import Settings
-from hairtrigger.meta import publish_shards
+from pipelines.config import Settings
+from streams.meta import publish_shards
 
 log = logging.getLogger(__name__)
 LOCAL_OBJECT_STORE_BYTES = 300 * 1024 * 1024

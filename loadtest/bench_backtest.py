@@ -26,11 +26,9 @@ import uuid
 import asyncpg
 import orjson
 
-from hairtrigger import names
-from hairtrigger.config import Settings
-from hairtrigger.redis_clients import async_client, sync_client
 from loadtest.scratch import scratch
 from pipelines.backtest import Backtest, Result
+from pipelines.config import Settings
 from pipelines.demo import DATA, envelope
 from pipelines.index import TriggerSpec, spec_from_config
 from pipelines.sharding import shard_for
@@ -39,6 +37,8 @@ from store import accounts, db
 from store import backtest as reads
 from store import workflows as store
 from store.migrate import migrate
+from streams import names
+from streams.clients import async_client, sync_client
 
 REDIS_DB = 14
 CHUNK = 10_000

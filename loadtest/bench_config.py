@@ -21,8 +21,9 @@ import httpx
 import uvicorn
 
 from api.app import create_app
-from hairtrigger import embedded, names
-from hairtrigger.config import Settings
+from hairtrigger import embedded
+from pipelines import scopes
+from pipelines.config import Settings
 from pipelines.examples import REALISTIC, trigger_body
 from pipelines.ratelimit import Budget
 from pipelines.triggers import validate_trigger
@@ -43,7 +44,7 @@ async def _make_tenant(database_url: str) -> tuple[uuid.UUID, str]:
     conn = await db.connect(database_url)
     try:
         account_id = await accounts.create_account(conn, "bench")
-        key, _ = await accounts.create_key(conn, account_id, list(names.SCOPES))
+        key, _ = await accounts.create_key(conn, account_id, list(scopes.SCOPES))
         return account_id, key
     finally:
         await conn.close()

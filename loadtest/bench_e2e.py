@@ -29,17 +29,18 @@ from typing import Any
 import orjson
 import redis
 
-from actors.consumer import GROUP
 from actors.worker import WorkerConfig
-from hairtrigger import demo, names, runtime
-from hairtrigger.config import Settings
-from hairtrigger.meta import publish_shards
-from hairtrigger.redis_clients import sync_client
+from hairtrigger import demo, runtime
 from loadtest.scratch import scratch, value
+from pipelines.config import Settings
 from pipelines.demo import make_events
 from pipelines.sharding import shard_for
 from store import db
 from store.migrate import migrate
+from streams import names
+from streams.clients import sync_client
+from streams.consumer import GROUP
+from streams.meta import publish_shards
 
 REDIS_DB = 11
 CHUNK = 2000

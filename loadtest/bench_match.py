@@ -7,7 +7,7 @@ Builds a TriggerIndex of ACCOUNTS x TRIGGERS live triggers spread over the 26 ca
 90% pinned to one of VALUES identifying values by an `equals` on the event's identifying field
 (events without one: `contact.tags contains list-N`) plus 1-2 realistic extra conditions, 10%
 contact conditions only (`contact.tags contains seg-N` plus one more). Realistic SPEC §3
-envelopes are encoded to JSON bytes, then timed: batch decode (pipelines.envelope) -> contact
+envelopes are encoded to JSON bytes, then timed: batch decode (pipelines.messages) -> contact
 from the event or a projection dict -> candidates -> predicates. The same events run against a
 second index with --small-triggers per account to show the cost is flat in the trigger count.
 `--unkeyed-share` turns that share of triggers into contact conditions the index cannot key, to
@@ -32,9 +32,9 @@ import msgspec
 
 from pipelines.catalog import TRIGGER_EVENTS, TriggerEvent
 from pipelines.compiler import EventView
-from pipelines.envelope import decode_batch
 from pipelines.examples import REALISTIC, all_of, any_of, cond
 from pipelines.index import TriggerIndex, spec_from_config
+from pipelines.messages import decode_batch
 from pipelines.triggers import validate_trigger
 
 TARGET_EVENTS_PER_S = 100_000

@@ -24,8 +24,8 @@ import orjson
 import ray
 
 from hairtrigger import runtime
-from hairtrigger.config import Settings
 from loadtest.scratch import scratch, value
+from pipelines.config import Settings
 from pipelines.triggers import validate_trigger
 from store import accounts, config_sync, db
 from store import workflows as store

@@ -53,13 +53,14 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 from redis.exceptions import RedisError
 
-from hairtrigger import names
-from hairtrigger.redis_clients import sync_client
 from loadtest.check import Sent, Thresholds, judge, wait_and_read
+from pipelines import scopes
 from pipelines.catalog import BY_EVENT_TYPE
 from pipelines.demo import DATA, envelope
 from pipelines.sharding import shard_for
 from store import accounts, db
+from streams import names
+from streams.clients import sync_client
 
 log = logging.getLogger("hairtrigger.locust")
 DEFAULT_API = "http://127.0.0.1:8000"
@@ -195,7 +196,7 @@ async def _create_accounts(url: str, count: int, shards: int) -> list[tuple[uuid
             if taken[shard] >= per_shard:
                 await candidate.rollback()
                 continue
-            key, _ = await accounts.create_key(conn, account_id, list(names.SCOPES))
+            key, _ = await accounts.create_key(conn, account_id, list(scopes.SCOPES))
             await candidate.commit()
             taken[shard] += 1
             made.append((account_id, key))

@@ -12,9 +12,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from hairtrigger import embedded
-from hairtrigger.config import Settings
-from hairtrigger.redis_clients import sync_client
+from pipelines.config import Settings
 from store import db
+from streams.clients import sync_client
 
 
 def with_database(url: str, name: str) -> str:

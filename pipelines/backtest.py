@@ -39,9 +39,9 @@ from pipelines.enrollment import (
     decide,
     evaluate,
 )
-from pipelines.envelope import Event, decode_batch
 from pipelines.errors import ConfigError
 from pipelines.index import TriggerIndex, TriggerSpec
+from pipelines.messages import Event, decode_batch
 from pipelines.projection import Contact, utc
 
 SAMPLES = 10

@@ -19,8 +19,8 @@ from pipelines.enrollment import (
     decide,
     evaluate,
 )
-from pipelines.envelope import Event, Rejected, decode
 from pipelines.index import TriggerIndex, TriggerSpec
+from pipelines.messages import Event, Rejected, decode
 from pipelines.projection import Contact
 
 WORKFLOW_NOT_ACTIVE = "blocked: workflow_{status}"

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 from pipelines.catalog import TRIGGER_EVENTS
 from pipelines.compiler import EventView
-from pipelines.envelope import Event
 from pipelines.index import CompiledTrigger, TriggerIndex, TriggerSpec
+from pipelines.messages import Event
 from pipelines.projection import Contact, apply, is_contact_event, utc
 from pipelines.schedule import next_opening
 

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from pipelines.catalog import CONTACT_DELETED
-from pipelines.envelope import Envelope
+from pipelines.messages import Envelope
 
 
 @dataclass(slots=True)

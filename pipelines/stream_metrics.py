@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pipelines.catalog import BY_EVENT_TYPE, CONTACT_DELETED
 from pipelines.enrollment import Enrollment, LogEntry, Match
-from pipelines.envelope import Event
+from pipelines.messages import Event
 from pipelines.metrics import MetricDef, Registry
 
 P = "hairtrigger_"

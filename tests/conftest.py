@@ -22,8 +22,9 @@ import redis
 import uvicorn
 
 from api.app import create_app
-from hairtrigger import embedded, names
-from hairtrigger.config import Settings
+from hairtrigger import embedded
+from pipelines import scopes
+from pipelines.config import Settings
 from pipelines.ratelimit import Budget
 from store import accounts, db
 from store.migrate import migrate
@@ -205,7 +206,7 @@ def tenant(db_sync: Db, api_url: str) -> Iterator[Callable[..., Tenant]]:
 def tenant_factory(db_sync: Db, api_url: str) -> Iterator[Callable[..., Tenant]]:
     made: list[Tenant] = []
 
-    def make(scopes: tuple[str, ...] = names.SCOPES, timezone: str = "UTC") -> Tenant:
+    def make(scopes: tuple[str, ...] = scopes.SCOPES, timezone: str = "UTC") -> Tenant:
         async def work(conn: Any) -> tuple[uuid.UUID, str, uuid.UUID]:
             account_id = await accounts.create_account(conn, "test account", timezone)
             key, key_id = await accounts.create_key(conn, account_id, list(scopes))

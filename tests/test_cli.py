@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from hairtrigger import names
+from pipelines import scopes
 from store import accounts
 from store.migrate import migration_files
 from tests.conftest import Db
@@ -55,7 +55,7 @@ def test_accounts_and_keys_create_print_json(cli: Any, db_sync: Db) -> None:
         stored = db_sync.value("SELECT key_hash FROM api_keys WHERE id = $1", found.key_id)
         assert key["api_key"].encode() not in bytes(stored)
         default = json.loads(cli("keys", "create", "--account", str(account_id)).stdout)
-        assert default["scopes"] == list(names.TENANT_SCOPES)  # stats:read only when asked
+        assert default["scopes"] == list(scopes.TENANT_SCOPES)  # stats:read only when asked
         operator = cli("keys", "create", "--account", str(account_id), "--scopes", "stats:read")
         assert json.loads(operator.stdout)["scopes"] == ["stats:read"]
     finally:

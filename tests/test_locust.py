@@ -17,8 +17,8 @@ import pytest
 
 from api.app import create_app
 from hairtrigger import embedded
-from hairtrigger.config import Settings
 from loadtest.check import Row, Sent, Thresholds, judge
+from pipelines.config import Settings
 from tests.conftest import Db, free_port, own_servers, serve
 from tests.streaming.helpers import wait_until
 

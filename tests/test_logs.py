@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from hairtrigger.logs import MaskingFilter, configure, mask
+from actors.logs import MaskingFilter, configure, mask
 
 
 @pytest.mark.parametrize(

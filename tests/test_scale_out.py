@@ -27,10 +27,11 @@ import httpx
 import pytest
 
 from actors.scheduler import SCHEDULER_NAME
-from hairtrigger import embedded, names
-from hairtrigger.config import Settings
+from hairtrigger import embedded
+from pipelines.config import Settings
 from pipelines.examples import all_of, cond
 from pipelines.sharding import partition_for, shard_for
+from streams import names
 from tests.conftest import Db, Tenant, free_port, own_servers, tenant_factory
 from tests.streaming.helpers import Streams, active_workflow, event, wait_until
 

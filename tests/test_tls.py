@@ -29,7 +29,7 @@ from cryptography.x509.oid import NameOID
 
 from api.app import create_app
 from hairtrigger import cli, embedded, serving
-from hairtrigger.config import Settings
+from pipelines.config import Settings
 from store import accounts
 from tests.conftest import UP_REDIS_DB, Db, free_port, own_servers
 

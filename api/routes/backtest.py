@@ -17,7 +17,6 @@ from api.guard import GuardedRoute
 from api.problems import PROBLEM_RESPONSES, ApiError
 from api.routes import templates
 from api.schemas import TRIGGER_EXAMPLE, TriggerIn
-from hairtrigger import names
 from pipelines import errors
 from pipelines.backtest import Backtest, Change, Result, check_window
 from pipelines.errors import ConfigError
@@ -27,6 +26,7 @@ from pipelines.sharding import shard_for
 from pipelines.triggers import validate_trigger
 from store import backtest as reads
 from store import workflows as store
+from streams import names
 
 router = APIRouter(
     prefix="/workflows/{workflow_id}/trigger",

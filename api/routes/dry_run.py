@@ -15,7 +15,7 @@ from api.problems import PROBLEM_RESPONSES, ApiError
 from api.schemas import Strict
 from pipelines import errors
 from pipelines.dry_run import dry_run, simulated_event
-from pipelines.envelope import Rejected
+from pipelines.messages import Rejected
 from pipelines.projection import Contact
 from store import config_sync, logs, stream
 

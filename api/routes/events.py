@@ -16,11 +16,11 @@ from api.deps import EventWriter, PoolDep, RedisDep
 from api.guard import GuardedRoute
 from api.problems import PROBLEM_RESPONSES, ApiError
 from api.schemas import Accepted, EventIn
-from hairtrigger import names
 from pipelines import errors
-from pipelines.envelope import KNOWN_EVENT_TYPES
+from pipelines.messages import KNOWN_EVENT_TYPES
 from pipelines.sharding import shard_for
 from store import ingest as outbox
+from streams import names
 
 log = logging.getLogger(__name__)
 OUTBOX_CHECK_S = 0.5

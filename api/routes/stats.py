@@ -12,11 +12,11 @@ from redis.exceptions import RedisError
 from api.deps import Operator, RedisDep, SystemPoolDep
 from api.guard import GuardedRoute
 from api.problems import PROBLEM_RESPONSES, ApiError
-from hairtrigger import names
-from hairtrigger.stream_lag import shard_lag
 from pipelines import errors
 from pipelines.stats_report import build_report
 from store.stats import queued_enrollments
+from streams import names
+from streams.lag import shard_lag
 
 router = APIRouter(tags=["stats"], route_class=GuardedRoute, responses=PROBLEM_RESPONSES)
 

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 import redis
 
-from actors.consumer import TRIMMED_REASON
-from actors.retention import LOST_REASON, StreamRetention
 from actors.worker import PartitionWorker, WorkerConfig
-from hairtrigger import names
-from hairtrigger.config import Settings
-from hairtrigger.redis_clients import async_client
+from pipelines.config import Settings
+from streams import names
+from streams.clients import async_client
+from streams.consumer import TRIMMED_REASON
+from streams.retention import LOST_REASON, StreamRetention
 
 GROUP = names.CONSUMER_GROUP
 HOUR_S = 3600.0

@@ -8,8 +8,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from hairtrigger import names
-from pipelines import errors
+from pipelines import errors, scopes
 from pipelines.examples import trigger_body
 from tests.api.helpers import new_trigger, new_workflow, problem
 from tests.conftest import Db, Tenant, keyed
@@ -38,13 +37,13 @@ def test_revoked_key_is_401(tenant: MakeTenant, db_sync: Db) -> None:
 
 
 def test_missing_scopes_are_403(tenant: MakeTenant) -> None:
-    reader = tenant(scopes=(names.SCOPE_WORKFLOW_READ,))
+    reader = tenant(scopes=(scopes.SCOPE_WORKFLOW_READ,))
     problem(reader.client.post("/workflows", json={"name": "x"}), 403, errors.FORBIDDEN)
     problem(reader.client.put("/account/settings", json={"timezone": "UTC"}), 403,
             errors.FORBIDDEN)  # fmt: skip
-    writer = tenant(scopes=(names.SCOPE_EVENTS_WRITE,))
+    writer = tenant(scopes=(scopes.SCOPE_EVENTS_WRITE,))
     problem(writer.client.get("/workflows"), 403, errors.FORBIDDEN)
-    editor = tenant(scopes=(names.SCOPE_WORKFLOW_EDIT,))
+    editor = tenant(scopes=(scopes.SCOPE_WORKFLOW_EDIT,))
     problem(editor.client.get("/workflows"), 403, errors.FORBIDDEN)
     assert editor.client.post("/workflows", json={"name": "x"}).status_code == 201
 

@@ -13,8 +13,8 @@ import httpx
 import orjson
 import pytest
 
-from hairtrigger import names
-from pipelines import errors
+from pipelines import errors, scopes
+from streams import names
 from tests.api.helpers import new_trigger, new_workflow, problem
 from tests.conftest import Db, Tenant
 from tests.pipelines.backtest_oracle import (
@@ -302,7 +302,7 @@ def test_tenancy_and_scopes(tenant: MakeTenant) -> None:
     problem(stranger.client.post(url, json={"trigger": DRAFT}), 403, errors.FORBIDDEN)
     problem(owner.client.post(f"/workflows/{uuid.uuid4()}/trigger/backtest", json={}), 404,
             errors.NOT_FOUND)  # fmt: skip
-    writer = tenant(scopes=(names.SCOPE_EVENTS_WRITE,))
+    writer = tenant(scopes=(scopes.SCOPE_EVENTS_WRITE,))
     problem(writer.client.post(url, json={}), 403, errors.FORBIDDEN)
     assert owner.client.post(url, json={}).status_code == 200
 

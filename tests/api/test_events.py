@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 import redis
 
-from hairtrigger import names
-from pipelines import errors
+from pipelines import errors, scopes
 from pipelines.sharding import shard_for
+from streams import names
 from tests.api.helpers import problem
 from tests.conftest import Tenant
 
@@ -74,5 +74,5 @@ def test_bad_events_are_refused_and_nothing_is_written(tenant: MakeTenant, redis
 
 
 def test_events_need_the_events_scope(tenant: MakeTenant) -> None:
-    t = tenant(scopes=(names.SCOPE_WORKFLOW_EDIT, names.SCOPE_WORKFLOW_READ))
+    t = tenant(scopes=(scopes.SCOPE_WORKFLOW_EDIT, scopes.SCOPE_WORKFLOW_READ))
     problem(t.client.post("/events", json=envelope(t.account_id)), 403, errors.FORBIDDEN)

@@ -17,9 +17,9 @@ import pytest
 import redis
 
 from api.app import create_app
-from hairtrigger.config import Settings
 from pipelines import errors
 from pipelines import idempotency as rules
+from pipelines.config import Settings
 from pipelines.ratelimit import Budget
 from store import accounts
 from tests.api.helpers import problem

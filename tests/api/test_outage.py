@@ -10,8 +10,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from api.app import create_app
-from hairtrigger.config import Settings
 from pipelines import errors
+from pipelines.config import Settings
 from tests.api.helpers import problem
 from tests.conftest import Db, Tenant, serve, tenant_factory
 from tests.proxy import TcpProxy

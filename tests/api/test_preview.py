@@ -7,8 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from hairtrigger import names
-from pipelines import errors
+from pipelines import errors, scopes
 from pipelines.examples import all_of, any_of, cond
 from store import accounts
 from tests.api.helpers import new_trigger, new_workflow, problem
@@ -188,7 +187,7 @@ def test_preview_needs_workflow_read(tenant: MakeTenant, db_sync: Db) -> None:
     t = tenant()
     wf, tr = with_trigger(t, CONTACT_TRIGGER)
     path = f"/workflows/{wf}/trigger/{tr}/preview"
-    key, _ = db_sync.run(lambda c: accounts.create_key(c, t.account_id, [names.SCOPE_EVENTS_WRITE]))
+    key, _ = db_sync.run(lambda c: accounts.create_key(c, t.account_id, [scopes.SCOPE_EVENTS_WRITE]))
     with keyed(t, key) as writer:
         problem(writer.get(path), 403, errors.FORBIDDEN)
     with keyed(t, "not-a-key") as nobody:

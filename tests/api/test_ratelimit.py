@@ -23,11 +23,11 @@ import redis
 
 from api.app import create_app
 from api.ratelimit import RateLimiter
-from hairtrigger import names
-from hairtrigger.config import Settings
-from pipelines import errors
+from pipelines import errors, scopes
+from pipelines.config import Settings
 from pipelines.ratelimit import Budget, Decision
 from store import accounts
+from streams import names
 from tests.api.helpers import problem
 from tests.api.test_events import envelope, stream_events
 from tests.conftest import Db, Tenant, free_port, keyed, serve, tenant_factory
@@ -63,7 +63,7 @@ tenants = contextlib.contextmanager(tenant_factory)
 
 def second_key(db_sync: Db, t: Tenant) -> httpx.Client:
     async def work(conn: Any) -> str:
-        key, _ = await accounts.create_key(conn, t.account_id, list(names.SCOPES))
+        key, _ = await accounts.create_key(conn, t.account_id, list(scopes.SCOPES))
         return key
 
     return keyed(t, db_sync.run(work))
@@ -236,7 +236,7 @@ def test_429_is_documented_in_openapi(limited_url: str) -> None:
 _GATEWAY = (
     "import sys, uvicorn\n"
     "from api.app import create_app\n"
-    "from hairtrigger.config import Settings\n"
+    "from pipelines.config import Settings\n"
     "uvicorn.run(create_app(Settings.from_env()), host='127.0.0.1', port=int(sys.argv[1]),"
     " log_level='warning')\n"
 )

@@ -14,10 +14,10 @@ import pytest
 import redis
 
 from api import relay
-from hairtrigger import names
-from hairtrigger.redis_clients import gateway_client
 from store import accounts, db, ingest
 from store.migrate import migrate
+from streams import names
+from streams.clients import gateway_client
 from tests.conftest import Db, with_database
 
 EVENTS = 20

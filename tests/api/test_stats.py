@@ -13,9 +13,9 @@ import pytest
 import redis
 
 from api.app import create_app
-from hairtrigger import names
-from hairtrigger.config import Settings
-from pipelines import errors
+from pipelines import errors, scopes
+from pipelines.config import Settings
+from streams import names
 from tests.api.helpers import problem
 from tests.conftest import Db, Tenant, serve, tenant_factory
 from tests.proxy import TcpProxy
@@ -37,7 +37,7 @@ def _xinfo(client: redis.Redis, shard: int) -> tuple[int, int, int | None]:
 def test_stats_without_actors_give_the_streams_lag_per_shard(
     tenant: MakeTenant, redis_url: str, settings: Settings
 ) -> None:
-    t = tenant(scopes=(names.SCOPE_STATS_READ,))
+    t = tenant(scopes=(scopes.SCOPE_STATS_READ,))
     shard = 1
     stream = names.events_stream(shard)
     with redis.Redis.from_url(redis_url) as client:
@@ -63,7 +63,7 @@ def test_stats_without_actors_give_the_streams_lag_per_shard(
 
 
 def test_stats_are_system_wide_and_the_same_for_every_account(tenant: MakeTenant) -> None:
-    a, b = tenant(), tenant(scopes=(names.SCOPE_STATS_READ,))
+    a, b = tenant(), tenant(scopes=(scopes.SCOPE_STATS_READ,))
     first, second = a.client.get("/stats").json(), b.client.get("/stats").json()
     for key in ("actors_running", "totals", "partitions", "shards", "scheduler"):
         assert first[key] == second[key], key
@@ -77,7 +77,7 @@ def test_enrollments_waiting_for_business_hours_are_counted_across_accounts(
     tenant: MakeTenant, db_sync: Db
 ) -> None:
     """Another account's queued enrollment counts too: a system-wide figure, not the caller's."""
-    a, b = tenant(), tenant(scopes=(names.SCOPE_STATS_READ,))
+    a, b = tenant(), tenant(scopes=(scopes.SCOPE_STATS_READ,))
     db_sync.run(lambda c: c.execute(
         "INSERT INTO workflow_enrollments (id, account_id, workflow_id, trigger_id, contact_id,"
         " event_id, status, run_at) VALUES ($1, $2, $1, $1, $1, $1, 'queued', now())",
@@ -102,7 +102,7 @@ def test_stats_count_the_gateway_requests_by_route_template(tenant: MakeTenant) 
 
 
 def test_stats_need_a_key_with_stats_read(tenant: MakeTenant) -> None:
-    t = tenant(scopes=(names.SCOPE_WORKFLOW_READ, names.SCOPE_WORKFLOW_EDIT))
+    t = tenant(scopes=(scopes.SCOPE_WORKFLOW_READ, scopes.SCOPE_WORKFLOW_EDIT))
     problem(t.client.get("/stats"), 403, errors.FORBIDDEN)
     t.client.headers.pop("Authorization")
     problem(t.client.get("/stats"), 401, errors.UNAUTHORIZED)

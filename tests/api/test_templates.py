@@ -8,8 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hairtrigger import names
-from pipelines import errors
+from pipelines import errors, scopes
 from pipelines.templates import BY_ID, TEMPLATES, expand
 from pipelines.triggers import validate_trigger
 from tests.api.helpers import new_trigger, new_workflow, problem
@@ -40,7 +39,7 @@ def saved_triggers(db_sync: Db, t: Tenant) -> int:
 
 
 def test_list_shows_every_template_with_its_trigger_and_parameters(tenant: MakeTenant) -> None:
-    t = tenant(scopes=(names.SCOPE_WORKFLOW_READ,))
+    t = tenant(scopes=(scopes.SCOPE_WORKFLOW_READ,))
     response = t.client.get("/trigger-templates")
     assert response.status_code == 200, response.text
     listed = response.json()
@@ -62,7 +61,7 @@ def test_list_shows_every_template_with_its_trigger_and_parameters(tenant: MakeT
 
 def test_list_needs_a_key_with_workflow_read(tenant: MakeTenant, api_url: str) -> None:
     problem(httpx.get(f"{api_url}/api/v1/trigger-templates"), 401, errors.UNAUTHORIZED)
-    writer = tenant(scopes=(names.SCOPE_EVENTS_WRITE,))
+    writer = tenant(scopes=(scopes.SCOPE_EVENTS_WRITE,))
     problem(writer.client.get("/trigger-templates"), 403, errors.FORBIDDEN)
 
 

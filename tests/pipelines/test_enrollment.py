@@ -19,9 +19,9 @@ from pipelines.enrollment import (
     entry_time,
     evaluate,
 )
-from pipelines.envelope import Envelope, Event, Metadata
 from pipelines.examples import all_of, cond
 from pipelines.index import CompiledTrigger, TriggerIndex, TriggerSpec
+from pipelines.messages import Envelope, Event, Metadata
 from pipelines.triggers import validate_trigger
 
 ACCOUNT = uuid.uuid4()

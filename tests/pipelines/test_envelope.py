@@ -7,7 +7,7 @@ import uuid
 import orjson
 import pytest
 
-from pipelines.envelope import Event, Rejected, decode, decode_batch
+from pipelines.messages import Event, Rejected, decode, decode_batch
 
 ACCOUNT, CONTACT, EVENT = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 

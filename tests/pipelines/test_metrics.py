@@ -12,7 +12,7 @@ import pytest
 
 from pipelines import stream_metrics as sm
 from pipelines.enrollment import BusinessHours, LogEntry, decide, evaluate
-from pipelines.envelope import Rejected, decode
+from pipelines.messages import Rejected, decode
 from pipelines.metrics import REDACTED, MetricDef, Registry, distribution, percentiles, total
 from pipelines.stats_report import build_report
 from tests.pipelines.test_enrollment import ACCOUNT, index_of, spec, tag_event
@@ -257,9 +257,9 @@ def test_a_batch_is_tallied_per_shard_and_category_with_queued_blocked_and_error
 
 
 def test_retention_losses_count_as_trimmed() -> None:
-    from actors.consumer import TRIMMED_REASON
-    from actors.retention import LOST_REASON
     from pipelines.stream_metrics import dead_letter_code
+    from streams.consumer import TRIMMED_REASON
+    from streams.retention import LOST_REASON
 
     assert dead_letter_code(f"12 after 1-0 up to this id {LOST_REASON}") == "trimmed"
     assert dead_letter_code(TRIMMED_REASON) == "trimmed"

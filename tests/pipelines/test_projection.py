@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
-from pipelines.envelope import Envelope
+from pipelines.messages import Envelope
 from pipelines.projection import Contact, apply, date_fields
 from pipelines.sharding import partition_for, shard_for, shards_of
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from hairtrigger.config import DEFAULT_EVENTS, Settings
+from pipelines.config import DEFAULT_EVENTS, Settings
 from pipelines.ratelimit import Budget, Decision, LocalBuckets, decision, parse_budget
 
 

@@ -12,11 +12,11 @@ import pytest
 import redis
 from redis.exceptions import RedisError
 
-from hairtrigger.redis_clients import async_client
 from pipelines.backtest import Backtest
 from pipelines.index import spec_from_config
 from pipelines.triggers import validate_trigger
 from store import backtest as reads
+from streams.clients import async_client
 
 STREAM = "hairtrigger:test:backtest-reads"
 

@@ -11,9 +11,9 @@ import ray
 from actors.client import Partitions
 from actors.scheduler import SchedulerConfig
 from api.app import create_app
-from hairtrigger.config import Settings
-from hairtrigger.meta import publish_shards
 from hairtrigger.runtime import init_local, start_scheduler
+from pipelines.config import Settings
+from streams.meta import publish_shards
 from tests.conftest import Db, Tenant, serve, tenant_factory
 from tests.streaming.helpers import Streams
 

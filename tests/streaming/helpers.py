@@ -12,8 +12,8 @@ import httpx
 import orjson
 import redis
 
-from hairtrigger import names
 from pipelines.sharding import shard_for
+from streams import names
 from tests.conftest import Db
 
 WAIT_SECONDS = 60.0

@@ -18,10 +18,11 @@ import ray
 import redis
 
 from actors.client import Partitions
-from actors.consumer import GROUP
-from hairtrigger import embedded, names
+from hairtrigger import embedded
 from pipelines.examples import all_of, cond
 from store import config_sync
+from streams import names
+from streams.consumer import GROUP
 from tests.conftest import Db, Tenant
 from tests.streaming.helpers import (
     Streams,

@@ -13,9 +13,9 @@ import pytest
 
 from actors.client import Partitions
 from api.app import create_app
-from hairtrigger import names
-from hairtrigger.config import Settings
+from pipelines.config import Settings
 from pipelines.examples import all_of, cond
+from streams import names
 from tests.conftest import Db, serve, tenant_factory
 from tests.proxy import TcpProxy
 from tests.streaming.helpers import Streams, active_workflow, enrollments, event, wait_until

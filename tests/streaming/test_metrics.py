@@ -17,12 +17,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from actors.client import Partitions
 from api.app import create_app
-from hairtrigger import names
 from hairtrigger.runtime import metrics_endpoints
+from pipelines import scopes
 from pipelines import stream_metrics as sm
 from pipelines.examples import all_of, cond
 from pipelines.metrics import distribution, total
 from pipelines.sharding import partition_for, shard_for
+from streams import names
 from tests.conftest import Tenant, serve, tenant_factory
 from tests.streaming.helpers import Streams, active_workflow, event, wait_until
 
@@ -137,7 +138,7 @@ def test_a_known_run_shows_exactly_its_counts_in_the_actors_and_in_stats(
 def test_every_account_sees_the_same_system_wide_stats_and_no_account_id(
     live_tenant: MakeTenant, streams: Streams
 ) -> None:
-    a, b = live_tenant(), live_tenant(scopes=(names.SCOPE_STATS_READ,))
+    a, b = live_tenant(), live_tenant(scopes=(scopes.SCOPE_STATS_READ,))
     active_workflow(a.client, "contact", "tag_added", HOT)
     known_run(a, streams, enroll=2, repeat=1, cold=1)
     first, second = a.client.get("/stats").json(), b.client.get("/stats").json()

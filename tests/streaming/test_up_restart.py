@@ -18,9 +18,10 @@ import orjson
 import pytest
 import redis
 
-from hairtrigger import embedded, names
+from hairtrigger import embedded
 from pipelines.examples import all_of, cond
 from pipelines.sharding import shard_for
+from streams import names
 from tests.conftest import Db, free_port, own_servers
 from tests.streaming.helpers import event, wait_until
 

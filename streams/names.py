@@ -1,4 +1,5 @@
-"""Every Redis key, stream name and API scope Hairtrigger uses, in one place."""
+"""Every Redis key, stream name, consumer group and entry field Hairtrigger uses, in one place
+(docs/contract.md §3)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,11 @@ DLQ_STREAM = "hairtrigger:events:dlq"
 ENROLLMENTS_STREAM = "hairtrigger:enrollments"
 META_KEY = "hairtrigger:meta"
 META_SHARDS_FIELD = "shards"
+SPREAD_KEY = "hairtrigger:spread"  # hash: account id -> spread factor (absent: 1)
 CONSUMER_GROUP = "hairtrigger"
 EVENT_FIELD = "event"
 ENROLLMENT_FIELD = "enrollment"
 RATE_LIMIT_PREFIX = "hairtrigger:ratelimit:"
-
-SCOPE_WORKFLOW_READ = "workflow:read"
-SCOPE_WORKFLOW_EDIT = "workflow:edit"
-SCOPE_EVENTS_WRITE = "events:write"
-SCOPE_STATS_READ = "stats:read"  # deployment-wide figures: for operators, not every tenant
-TENANT_SCOPES: tuple[str, ...] = (SCOPE_WORKFLOW_READ, SCOPE_WORKFLOW_EDIT, SCOPE_EVENTS_WRITE)
-SCOPES: tuple[str, ...] = (*TENANT_SCOPES, SCOPE_STATS_READ)
 
 
 def events_stream(shard: int) -> str:

@@ -10,9 +10,9 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from hairtrigger import names
-from pipelines.envelope import Rejected
+from pipelines.messages import Rejected
 from pipelines.retention import GroupProgress, lost_before_delivery, trim_floor
+from streams import names
 
 log = logging.getLogger(__name__)
 MAX_TRIM_CALLS = 100  # per stream and round: up to about a million entries

@@ -10,8 +10,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from hairtrigger import names
-from pipelines.envelope import Rejected
+from pipelines.messages import Rejected
+from streams import names
 
 log = logging.getLogger(__name__)
 

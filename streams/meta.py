@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from redis.asyncio import Redis as AsyncRedis
 
-from hairtrigger import names
-from hairtrigger.redis_clients import sync_client
+from streams import names
+from streams.clients import sync_client
 
 
 def publish_shards(redis_url: str, shards: int) -> int:

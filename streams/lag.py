@@ -7,7 +7,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from hairtrigger import names
+from streams import names
 
 
 @dataclass(frozen=True, slots=True)
