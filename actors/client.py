@@ -9,9 +9,11 @@ from typing import Any
 import ray
 
 from actors.partition import NAMESPACE, PartitionActor, partition_name
+from actors.ray_metrics import RaySink
 from actors.scheduler import SCHEDULER_NAME
 from actors.worker import WorkerConfig
 from pipelines.index import TriggerSpec
+from pipelines.metrics import MetricDef, Sink
 from pipelines.sharding import partition_for, shard_for
 
 # Ray places actors that ask for no resources on a random node and ignores SPREAD for them;
@@ -61,6 +63,10 @@ class Partitions:
             [self.handle(p).stats.remote() for p in range(self.partitions)]
         )
         return result
+
+    def metrics_sink(self, defs: tuple[MetricDef, ...]) -> Sink:
+        """A sink to Ray's metrics, for a gateway running in this driver."""
+        return RaySink(defs)
 
     async def metrics(self, wait_s: float = 5.0) -> dict[str, Any]:
         """Every partition's and the scheduler's metric snapshot; an actor that is missing or

@@ -15,15 +15,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import asyncpg
-import orjson
 import ray
-from redis.asyncio import Redis
 
 from actors.logs import configure as configure_logging
 from actors.loop_thread import LoopThread
 from actors.ray_metrics import RaySink
 from pipelines import stream_metrics as sm
 from pipelines.index import TriggerSpec
+from pipelines.messages import encode_event
 from pipelines.metrics import Registry, Sink
 from pipelines.schedule import Occurrence, date_occurrences, schedule_occurrences
 from pipelines.settings import MAX_CATCH_UP_HOURS
@@ -32,8 +31,8 @@ from pipelines.time_events import lookup_keys, time_event, zone
 from store import config_sync, db, stream
 from store import schedule as store
 from store.stats import queued_enrollments
-from streams import names
-from streams.clients import async_client
+from streams.clients import AsyncRedis, async_client
+from streams.events import Router, add_events, publish_enrollments
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,7 +71,8 @@ class SchedulerWorker:
         self.metrics = Registry(sm.SCHEDULER_METRICS, metrics_sink)
         self.started_at = datetime.now(UTC)
         self._pool: asyncpg.Pool | None = None
-        self._redis: Redis | None = None
+        self._redis: AsyncRedis | None = None
+        self._router = Router(config.shards)
         self._stopping = asyncio.Event()
         self._pruned_at: datetime | None = None
 
@@ -267,11 +267,9 @@ class SchedulerWorker:
         if not events:
             return
         assert self._redis is not None
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for e in events:
-                stream_name = names.events_stream(shard_for(e["account_id"], self.config.shards))
-                pipe.xadd(stream_name, {names.EVENT_FIELD: orjson.dumps(e)})
-            await pipe.execute()
+        keys = [(e["account_id"], e["data"]["contact_id"]) for e in events]
+        streams = await self._router.streams(self._redis, keys)
+        await add_events(self._redis, list(zip(streams, map(encode_event, events), strict=True)))
 
     def _count(self, events: list[dict[str, Any]], skipped: int, stale: int) -> None:
         c = self.counters
@@ -294,10 +292,7 @@ class SchedulerWorker:
             await store.add_outbox(conn, shards)
         if released:
             assert self._redis is not None
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for _, _, payload in released:
-                    pipe.xadd(names.ENROLLMENTS_STREAM, {names.ENROLLMENT_FIELD: payload})
-                await pipe.execute()
+            await publish_enrollments(self._redis, [payload for _, _, payload in released])
             await stream.mark_published(pool, [i for i, _, _ in released])
             self.counters.released += len(released)
             self.metrics.inc(sm.RELEASED, len(released))

@@ -1,6 +1,9 @@
 """One partition's consume loop: read a batch from its shards, match, commit, publish, ack.
 
-Plain asyncio, no Ray: `actors.partition` wraps it in a restartable Ray actor."""
+Plain asyncio, no Ray: `actors.partition` wraps it in a restartable Ray actor. The worker talks
+to two narrow interfaces, its stream side (`streams.base.Shards`: Redis, or memory in tests) and
+its Postgres side (`store.partition.PartitionStore`); a batch is the short sequence of named
+steps in `_process` (docs/architecture.md, "The walk of one event")."""
 
 from __future__ import annotations
 
@@ -13,38 +16,42 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 import asyncpg
-import orjson
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from pipelines import stream_metrics as sm
 from pipelines.enrollment import (
     BusinessHours,
     ContactKey,
     Enrollment,
+    Last,
     LogEntry,
+    Match,
+    PairKey,
     decide,
     evaluate,
 )
 from pipelines.index import TriggerIndex, TriggerSpec
-from pipelines.messages import Event, Rejected, decode_batch
-from pipelines.metrics import Registry, Sink
+from pipelines.messages import Event, Rejected, decode_batch, encode_enrollment
+from pipelines.metrics import Registry, Sink, by_tag, distribution, total
 from pipelines.projection import Contact
+from pipelines.reasons import Blocked, DeadLetter
 from pipelines.sharding import shard_for, shards_of
 from pipelines.trigger_stats import TriggerKey
-from store import config_sync, db, stream
+from store.partition import PartitionStore
 from streams import names
+from streams.base import Entry, Shards
 from streams.clients import async_client
-from streams.consumer import Entry, StreamConsumer
-from streams.lag import shard_lag
-from streams.retention import StreamRetention
+from streams.errors import StreamError
+from streams.shards import RedisShards
 
 log = logging.getLogger(__name__)
 
 HOURS_TTL_S = 30.0
+# The servers' own failures: retried as they are, never blamed on the batch.
+SERVER_ERRORS = (StreamError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,27 +73,46 @@ class WorkerConfig:
     trim_every_s: float = 60.0
 
 
+class ReadMode(Enum):
+    NEW = "new"  # entries never delivered
+    PENDING = "pending"  # own unacknowledged entries first: after a restart, claim or outage
+    ONE_BY_ONE = "one_by_one"  # pending, one entry of one stream at a time: only the culprit fails
+
+
 @dataclass(slots=True)
-class Counters:
-    batches: int = 0
-    events: int = 0
-    matched: int = 0
-    enrolled: int = 0
-    published: int = 0
-    errors: int = 0
-    blocked: dict[str, int] = field(default_factory=dict)
+class Batch:
+    """What one batch of valid events carries from step to step."""
+
+    events: list[Event]
+    working: dict[ContactKey, Contact] = field(default_factory=dict)
+    matches: list[Match] = field(default_factory=list)
+    logs: list[LogEntry] = field(default_factory=list)
+    changed: set[ContactKey] = field(default_factory=set)
+    evaluated: Counter[TriggerKey] = field(default_factory=Counter)
+    match_ms: float = 0.0
+    history: dict[PairKey, Last] = field(default_factory=dict)
+    hours: dict[uuid.UUID, BusinessHours] = field(default_factory=dict)
+    enrollments: list[Enrollment] = field(default_factory=list)
+    decided: list[LogEntry] = field(default_factory=list)
+    inserted: list[Enrollment] = field(default_factory=list)
+    committed_ms: float = 0.0
 
 
 class PartitionWorker:
-    def __init__(self, config: WorkerConfig, metrics_sink: Sink | None = None) -> None:
+    def __init__(
+        self,
+        config: WorkerConfig,
+        metrics_sink: Sink | None = None,
+        shards: Shards | None = None,
+    ) -> None:
+        """`shards`: the stream side to use (default: Redis at `config.redis_url`)."""
         self.config = config
         self.metrics = Registry(sm.PARTITION_METRICS, metrics_sink)
         self.started_at = datetime.now(UTC)
         self.consumer = names.partition_consumer(config.partition)
         self.shards = shards_of(config.partition, config.shards, config.partitions)
-        self.streams = [names.events_stream(s) for s in self.shards]
         self.index = TriggerIndex()
-        self.counters = Counters()
+        self.mode = ReadMode.PENDING  # a (re)started consumer first finishes what it held
         self._contacts: dict[ContactKey, Contact] = {}
         self._shard_of: dict[uuid.UUID, int] = {}
         self._accounts: set[uuid.UUID] = set()
@@ -94,13 +120,8 @@ class PartitionWorker:
         self._hours_at: dict[uuid.UUID, float] = {}
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
-        self._redis: Redis | None = None
-        self._pool: asyncpg.Pool | None = None
-        self._streams: StreamConsumer | None = None
-        self._retention: StreamRetention | None = None
-        # After a failure that was not the servers', pending entries are retried one at a time
-        # (one stream at a time too: COUNT applies per stream), so only the culprit fails.
-        self._suspect = False
+        self._streams = shards
+        self._store: PartitionStore | None = None
         self._next_trim = 0.0
         # Config reconciliation: versions above _reconcile_from are re-read each housekeeping
         # round; it trails the newest version seen by one round (see _reconcile).
@@ -117,11 +138,11 @@ class PartitionWorker:
             await self.disconnect()
 
     async def disconnect(self) -> None:
-        """Close the Redis client and the pool (whichever were opened)."""
-        if self._redis is not None:
-            await self._redis.aclose()
-        if self._pool is not None:
-            await self._pool.close()
+        """Close the stream side and the pool (whichever were opened)."""
+        if self._streams is not None:
+            await self._streams.close()
+        if self._store is not None:
+            await self._store.close()
 
     async def wait_ready(self) -> None:
         await self._ready.wait()
@@ -134,36 +155,41 @@ class PartitionWorker:
         delay = 0.2
         while not self._stopping.is_set():
             try:
-                self._redis = self._redis or async_client(self.config.redis_url)
-                self._pool = self._pool or await db.create_pool(self.config.database_url, 1, 4)
-                self._streams = StreamConsumer(
-                    self._redis, self.consumer, self.streams, self.config.max_deliveries
-                )
-                self._streams.on_dead_letter = self._count_dead_letters
-                await self._streams.ensure_groups()
-                await self._rebuild()
-                self._ready.set()
+                await self.connect()
                 return
-            except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except SERVER_ERRORS as exc:
                 log.warning("%s: start failed (%s); retrying in %.1fs", self.consumer, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
+    async def connect(self) -> None:
+        """Open both sides, create the consumer groups, rebuild the index."""
+        c = self.config
+        if self._streams is None:
+            self._streams = RedisShards(
+                async_client(c.redis_url), self.consumer, self.shards, c.max_deliveries,
+                c.retention_s, c.stream_max_len,
+            )  # fmt: skip
+        self._streams.on_dead_letter = self._count_dead_letters
+        self._store = self._store or await PartitionStore.connect(c.database_url)
+        await self._streams.ensure_groups()
+        await self._rebuild()
+        self._ready.set()
+
     async def _rebuild(self) -> None:
-        pool = self._need_pool()
-        specs = await config_sync.all_specs(pool)
+        specs = await self._db().all_specs()
         self.index.apply_many(s for s in specs if self._owns(s.account_id))
         newest = max((s.sync_version for s in specs), default=0)
         self._reconcile_from = self._newest_version = newest
-        self._accounts = await stream.known_accounts(pool, None)
+        self._accounts = await self._db().known_accounts(None)
         gc.freeze()  # the index is long-lived: keep it out of every later collection
         log.info("%s: index rebuilt, %d live triggers", self.consumer, self.index.trigger_count())
 
-    def _need_pool(self) -> asyncpg.Pool:
-        assert self._pool is not None, "not connected"
-        return self._pool
+    def _db(self) -> PartitionStore:
+        assert self._store is not None, "not connected"
+        return self._store
 
-    def _need_streams(self) -> StreamConsumer:
+    def _stream(self) -> Shards:
         assert self._streams is not None, "not connected"
         return self._streams
 
@@ -183,120 +209,135 @@ class PartitionWorker:
     # -- the loop --------------------------------------------------------------------------
 
     async def _loop(self) -> None:
-        recovering, next_housekeeping, failures = True, 0.0, 0
+        next_housekeeping, failures = 0.0, 0
         while not self._stopping.is_set():
             try:
                 if time.monotonic() >= next_housekeeping:
-                    recovering = await self._housekeeping() or recovering
+                    if await self._housekeeping() and self.mode is ReadMode.NEW:
+                        self.mode = ReadMode.PENDING  # claimed entries are now ours
                     next_housekeeping = time.monotonic() + self.config.housekeeping_s
-                if recovering:
-                    entries, pending = await self._read_pending()
-                    if not pending:
-                        recovering, self._suspect = False, False
-                        continue
-                else:
-                    entries = await self._need_streams().read(
-                        ">", self.config.batch_size, self.config.block_ms
-                    )
-                if entries:
-                    await self._process(entries)
+                await self.step()
                 failures = 0
             except Exception as exc:  # never ack on failure; re-read own pending entries after
-                self.counters.errors += 1
                 self.metrics.inc(sm.BATCH_ERRORS, partition=self.config.partition)
                 failures += 1
                 outage = _is_outage(exc)
-                self._suspect = not outage
-                log.warning("%s: batch failed (%s: %s)", self.consumer, type(exc).__name__, exc,
-                            exc_info=not outage)  # fmt: skip
+                self.mode = ReadMode.PENDING if outage else ReadMode.ONE_BY_ONE
+                log.warning(
+                    "%s: batch failed (%s: %s)", self.consumer, type(exc).__name__, exc,
+                    exc_info=not outage,
+                )  # fmt: skip
                 await asyncio.sleep(min(0.05 * 2**failures, 2.0))
                 await self._wait_for_servers()
-                recovering = True
 
-    async def _read_pending(self) -> tuple[list[Entry], bool]:
-        consumer = self._need_streams()
-        if not self._suspect:
-            return await consumer.read_pending(self.config.batch_size)
-        for name in self.streams:  # one entry of one stream: only the culprit can fail
-            entries, pending = await consumer.read_pending(1, [name])
-            if pending:
-                return entries, True
-        return [], False
+    async def step(self) -> None:
+        """Read one batch in the current mode and process it."""
+        entries = await self._read()
+        if entries:
+            await self._process(entries)
+
+    async def _read(self) -> list[Entry]:
+        c, streams = self.config, self._stream()
+        if self.mode is ReadMode.NEW:
+            return await streams.read_new(c.batch_size, c.block_ms)
+        if self.mode is ReadMode.PENDING:
+            entries, pending = await streams.read_pending(c.batch_size)
+        else:
+            entries, pending = [], False
+            for name in streams.streams:  # one entry of one stream: only the culprit can fail
+                entries, pending = await streams.read_pending(1, [name])
+                if pending:
+                    break
+        if not pending:
+            self.mode = ReadMode.NEW
+        return entries
 
     async def _process(self, entries: list[Entry]) -> None:
-        field_name = names.EVENT_FIELD.encode()
-        events, rejected = decode_batch(
-            [(s, i, f.get(field_name) if f else None) for s, i, f in entries]
-        )
-        raw = {(s, i): (f or {}).get(field_name, b"") for s, i, f in entries}
-        events, unknown = await self._known_accounts(events, raw)
-        await self._need_streams().dead_letter(rejected + unknown)
+        events, rejected = _decode(entries)
+        events, unknown = await self._known_accounts(events, entries)
+        await self._stream().dead_letter(rejected + unknown)
+        batch = Batch(events)
         if events:
-            inserted = await self._enroll(events)
-            ready = [e for e in inserted if e.status == "triggered"]  # queued: the scheduler's
-            await self._publish_or_leave([(e.id, orjson.dumps(e.to_json())) for e in ready])
-        await self._need_streams().ack((s, i) for s, i, _ in entries)
-        self.metrics.observe(sm.BATCH_SIZE, len(entries), partition=self.config.partition)
-        self.counters.batches += 1
-        self.counters.events += len(events)
+            await self._match(batch)
+            await self._read_policy_inputs(batch)
+            self._decide(batch)
+            await self._write(batch)
+            await self._publish_or_leave([e for e in batch.inserted if e.status == "triggered"])
+        await self._stream().ack((s, i) for s, i, _ in entries)
+        self._tally(batch, len(entries))
 
     async def _known_accounts(
-        self, events: list[Event], raw: dict[tuple[str, str], bytes]
+        self, events: list[Event], entries: list[Entry]
     ) -> tuple[list[Event], list[Rejected]]:
         """Events of accounts that exist; the others are dead-lettered, never retried."""
         unknown = {e.envelope.account_id for e in events} - self._accounts
         if unknown:
-            self._accounts |= await stream.known_accounts(self._need_pool(), unknown)
+            self._accounts |= await self._db().known_accounts(unknown)
             unknown -= self._accounts
         if not unknown:
             return events, []
+        field_name = names.EVENT_FIELD.encode()
+        raw = {(s, i): (f or {}).get(field_name, b"") for s, i, f in entries}
         rejected = [
-            Rejected(e.stream, e.entry_id, raw[(e.stream, e.entry_id)],
+            Rejected(e.stream, e.entry_id, raw[(e.stream, e.entry_id)], DeadLetter.UNKNOWN_ACCOUNT,
                      f"unknown account_id {e.envelope.account_id}")
             for e in events if e.envelope.account_id in unknown
         ]  # fmt: skip
         return [e for e in events if e.envelope.account_id not in unknown], rejected
 
-    async def _enroll(self, events: list[Event]) -> list[Enrollment]:
-        keys = {(e.envelope.account_id, e.contact_id) for e in events}
+    async def _match(self, batch: Batch) -> None:
+        """The batch's contacts, then pure matching (contact events applied in order)."""
+        keys = {(e.envelope.account_id, e.contact_id) for e in batch.events}
         await self._load_contacts(keys)
-        working = {k: self._contacts[k].copy() for k in keys}
+        batch.working = {k: self._contacts[k].copy() for k in keys}
         started = time.perf_counter()
-        evaluated: Counter[TriggerKey] = Counter()  # per-trigger stats (issue 7)
-        matches, logs, changed = evaluate(events, self.index, working, evaluated)
-        match_ms = (time.perf_counter() - started) * 1000
-        now = datetime.now(UTC)
-        async with self._need_pool().acquire() as conn:
-            pairs = {(m.event.envelope.account_id, m.trigger.workflow_id, m.event.contact_id)
-                     for m in matches}  # fmt: skip
-            history = await stream.load_history(conn, pairs) if pairs else {}
-            waiting = [m for m in matches if m.trigger.settings.respect_business_hours]
-            hours = await self._business_hours({m.event.envelope.account_id for m in waiting})
-            enrollments, decided = decide(matches, history, now, self.config.loop_limit, hours)
-            shard_of = {e.account_id: self._shard(e.account_id) for e in enrollments}
-            inserted = await stream.write_batch(
-                conn,
-                {k: working[k] for k in changed},
-                enrollments,
-                logs + decided,
-                shard_of,
-                evaluated,
-            )
-        committed_ms = time.time() * 1000
-        self._contacts.update(working)
-        self._count(len(matches), inserted, decided)
+        batch.matches, batch.logs, batch.changed = evaluate(
+            batch.events, self.index, batch.working, batch.evaluated
+        )
+        batch.match_ms = (time.perf_counter() - started) * 1000
+
+    async def _read_policy_inputs(self, batch: Batch) -> None:
+        """What the enrollment policy needs: each pair's latest enrollment, business hours."""
+        pairs = {(m.event.envelope.account_id, m.trigger.workflow_id, m.event.contact_id)
+                 for m in batch.matches}  # fmt: skip
+        batch.history = await self._db().history(pairs) if pairs else {}
+        waiting = {m.event.envelope.account_id for m in batch.matches
+                   if m.trigger.settings.respect_business_hours}  # fmt: skip
+        batch.hours = await self._business_hours(waiting)
+
+    def _decide(self, batch: Batch) -> None:
+        batch.enrollments, batch.decided = decide(
+            batch.matches, batch.history, datetime.now(UTC), self.config.loop_limit, batch.hours
+        )
+
+    async def _write(self, batch: Batch) -> None:
+        """One transaction: projection, enrollments (and their outbox rows), logs, stats."""
+        shard_of = {e.account_id: self._shard(e.account_id) for e in batch.enrollments}
+        batch.inserted = await self._db().write_batch(
+            {k: batch.working[k] for k in batch.changed},
+            batch.enrollments,
+            batch.logs + batch.decided,
+            shard_of,
+            batch.evaluated,
+        )
+        batch.committed_ms = time.time() * 1000
+        self._contacts.update(batch.working)
+
+    def _tally(self, batch: Batch, entries: int) -> None:
+        """The one tally of a batch: the metrics registry (stats() reads it back)."""
         partition = self.config.partition
-        self.metrics.observe(sm.MATCH_MS, match_ms, partition=partition)
-        sm.record_batch(self.metrics, partition, events, matches, inserted, logs + decided,
-                        committed_ms)  # fmt: skip
-        return inserted
+        self.metrics.observe(sm.BATCH_SIZE, entries, partition=partition)
+        if batch.events:
+            self.metrics.observe(sm.MATCH_MS, batch.match_ms, partition=partition)
+            sm.record_batch(self.metrics, partition, batch.events, batch.matches, batch.inserted,
+                            batch.logs + batch.decided, batch.committed_ms)  # fmt: skip
 
     async def _business_hours(self, accounts: set[uuid.UUID]) -> dict[uuid.UUID, BusinessHours]:
         """Account hours, cached for a short while (settings change rarely)."""
         now = time.monotonic()
         stale = {a for a in accounts if self._hours_at.get(a, -1e9) < now - HOURS_TTL_S}
         if stale:
-            self._hours.update(await stream.load_business_hours(self._need_pool(), stale))
+            self._hours.update(await self._db().business_hours(stale))
             self._hours_at.update(dict.fromkeys(stale, now))
         return {a: self._hours[a] for a in accounts if a in self._hours}
 
@@ -308,72 +349,63 @@ class PartitionWorker:
         if len(self._contacts) + len(missing) > self.config.contact_cache:
             self._contacts.clear()
             missing = keys
-        found = await stream.load_contacts(self._need_pool(), missing)
+        found = await self._db().contacts(missing)
         for key in missing:
             self._contacts[key] = found.get(key) or Contact()
-
-    def _count(self, matched: int, inserted: list[Enrollment], decided: list[LogEntry]) -> None:
-        self.counters.matched += matched
-        self.counters.enrolled += len(inserted)
-        for entry in decided:
-            if entry.failure_reason:
-                blocked = self.counters.blocked
-                blocked[entry.failure_reason] = blocked.get(entry.failure_reason, 0) + 1
 
     async def _publish(self, items: list[tuple[uuid.UUID, bytes]]) -> None:
         """Enrollments to the enrollments stream, then out of the outbox."""
         if items:
-            await self._need_streams().publish([payload for _, payload in items])
-            await stream.mark_published(self._need_pool(), [i for i, _ in items])
-            self.counters.published += len(items)
+            await self._stream().publish([payload for _, payload in items])
+            await self._db().mark_published([i for i, _ in items])
             self.metrics.inc(sm.PUBLISHED, len(items), partition=self.config.partition)
 
-    async def _publish_or_leave(self, items: list[tuple[uuid.UUID, bytes]]) -> None:
+    async def _publish_or_leave(self, enrollments: list[Enrollment]) -> None:
+        await self._publish_items_or_leave([(e.id, encode_enrollment(e)) for e in enrollments])
+
+    async def _publish_items_or_leave(self, items: list[tuple[uuid.UUID, bytes]]) -> None:
         """Publishing can fail without failing the batch: what is committed stays in the
         outbox, and housekeeping publishes it later."""
         try:
             await self._publish(items)
-        except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except SERVER_ERRORS as exc:
             log.warning("%s: enrollments left in the outbox (%s)", self.consumer, exc)
 
     async def _housekeeping(self) -> bool:
         """Publish committed-but-unpublished enrollments; claim entries idle on dead consumers.
         True when entries were claimed (they are now this consumer's pending entries)."""
-        await self._publish_or_leave(await stream.unpublished(self._need_pool(), self.shards, 1000))
+        await self._publish_items_or_leave(await self._db().unpublished(self.shards, 1000))
         for chore in (self._reconcile, self._sample_lag, self._trim):  # never stop consuming
             try:
                 await chore()
-            except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except SERVER_ERRORS as exc:
                 log.warning("%s: %s failed: %r", self.consumer, chore.__name__, exc)
-        return await self._need_streams().claim_abandoned(self.config.claim_idle_ms)
+        return await self._stream().claim_abandoned(self.config.claim_idle_ms)
 
     async def _reconcile(self) -> None:
         """Apply config changes whose push never arrived (the gateway failed after commit):
         re-read the triggers changed since one round before the newest version seen. Versions
         are taken just before commit, so a change can commit after a higher one; reading one
         round back finds it, and re-applying a version already held changes nothing."""
-        specs = await config_sync.specs_since(self._need_pool(), self._reconcile_from)
+        specs = await self._db().specs_since(self._reconcile_from)
         applied = await self.apply_config(specs)
         if applied:
-            log.warning("%s: %d trigger changes applied from Postgres (push missed)",
-                        self.consumer, applied)  # fmt: skip
+            log.warning(
+                "%s: %d trigger changes applied from Postgres (push missed)", self.consumer, applied
+            )
         self._reconcile_from = self._newest_version
         self._newest_version = max([self._newest_version, *(s.sync_version for s in specs)])
 
     async def _trim(self) -> None:
         """Retention: trim processed entries past their time; report entries lost unread."""
-        if time.monotonic() < self._next_trim or self._redis is None:
+        if time.monotonic() < self._next_trim:
             return
         self._next_trim = time.monotonic() + self.config.trim_every_s
-        if self._retention is None:
-            self._retention = StreamRetention(
-                self._redis, self.streams, self.config.retention_s, self.config.stream_max_len
-            )
-        await self._need_streams().dead_letter(await self._retention.run(int(time.time() * 1000)))
+        streams = self._stream()
+        await streams.dead_letter(await streams.trim(int(time.time() * 1000)))
 
     async def _sample_lag(self) -> None:
-        assert self._redis is not None
-        for s in await shard_lag(self._redis, self.shards):
+        for s in await self._stream().lag():
             tags = {"partition": self.config.partition, "shard": s.shard}
             self.metrics.set(sm.STREAM_LENGTH, s.length, **tags)
             self.metrics.set(sm.STREAM_PENDING, s.pending, **tags)
@@ -381,17 +413,14 @@ class PartitionWorker:
                 self.metrics.set(sm.STREAM_LAG, s.lag, **tags)
 
     def _count_dead_letters(self, rejected: list[Rejected]) -> None:
-        sm.record_dead_letters(
-            self.metrics, self.config.partition, [(r.stream, r.reason) for r in rejected]
-        )
+        sm.record_dead_letters(self.metrics, self.config.partition, rejected)
 
     async def _wait_for_servers(self) -> None:
         delay = 0.1
         while not self._stopping.is_set():
             try:
-                assert self._redis is not None
-                await self._redis.ping()
-                await self._need_pool().fetchval("SELECT 1")
+                await self._stream().ping()
+                await self._db().ping()
                 return
             except Exception as exc:
                 log.info("%s: waiting for servers (%s)", self.consumer, exc)
@@ -408,20 +437,28 @@ class PartitionWorker:
         }
 
     def stats(self) -> dict[str, Any]:
-        c = self.counters
+        """The counts since start, read from the metrics registry (the one tally)."""
+        snap = self.metrics.snapshot()
+        batches = distribution([snap], sm.BATCH_SIZE)
+        blocked = by_tag(snap, sm.BLOCKED, "reason")
         return {
             "partition": self.config.partition,
             "shards": self.shards,
             "triggers": self.index.trigger_count(),
-            "batches": c.batches,
-            "events": c.events,
-            "matched": c.matched,
-            "enrolled": c.enrolled,
-            "published": c.published,
-            "dead_lettered": self._streams.dead_lettered if self._streams else 0,
-            "errors": c.errors,
-            "blocked": dict(c.blocked),
+            "batches": batches.count if batches is not None else 0,
+            "events": int(total(snap, sm.CONSUMED)),
+            "matched": int(total(snap, sm.MATCHED)),
+            "enrolled": int(total(snap, sm.ENROLLED)),
+            "published": int(total(snap, sm.PUBLISHED)),
+            "dead_lettered": int(total(snap, sm.DEAD_LETTERED)),
+            "errors": int(total(snap, sm.BATCH_ERRORS)),
+            "blocked": {Blocked(code).text: int(n) for code, n in blocked.items()},
         }
+
+
+def _decode(entries: list[Entry]) -> tuple[list[Event], list[Rejected]]:
+    field_name = names.EVENT_FIELD.encode()
+    return decode_batch([(s, i, f.get(field_name) if f else None) for s, i, f in entries])
 
 
 # Connection trouble, operator intervention, too many connections / out of resources,
@@ -433,7 +470,4 @@ _OUTAGE_SQLSTATES = ("08", "57", "53", "40", "55000", "25006")
 def _is_outage(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.PostgresError):
         return str(exc.sqlstate or "").startswith(_OUTAGE_SQLSTATES)
-    return isinstance(
-        exc,
-        RedisError | OSError | asyncpg.InterfaceError | TimeoutError,
-    )  # fmt: skip
+    return isinstance(exc, (*SERVER_ERRORS, TimeoutError))

@@ -33,6 +33,7 @@ from pipelines.config import Settings
 from store import db
 from store.migrate import migrate
 from streams.clients import gateway_client
+from streams.events import Router
 from streams.meta import publish_shards_async
 
 PREFIX = "/api/v1"
@@ -61,6 +62,7 @@ def create_app(settings: Settings, sync: ConfigSync | None = None) -> FastAPI:
         app.state.api_pool = await db.create_pool(database_url, api_role=True)
         app.state.redis = gateway_client(redis_url)
         app.state.shards = await publish_shards_async(app.state.redis, settings.shards)
+        app.state.router = Router(app.state.shards)
         app.state.limiter = ratelimit.RateLimiter(redis_url)
         relaying = asyncio.create_task(relay.run(app.state.pool, app.state.redis))
         try:
@@ -92,7 +94,7 @@ def create_app(settings: Settings, sync: ConfigSync | None = None) -> FastAPI:
     app.include_router(catalog.router, prefix=PREFIX)  # public: no key, no budget
     app.include_router(problem_types.router, prefix=PREFIX)  # public too
     app.include_router(stats_routes.router, prefix=PREFIX, **ratelimit.PER_KEY)
-    app.state.metrics = gateway_registry(with_ray=sync is not None)  # actors: Ray is up here
+    app.state.metrics = gateway_registry(sync)  # actors: Ray is up here
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

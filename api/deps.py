@@ -10,7 +10,6 @@ from typing import Annotated, Any, Protocol
 import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from redis.asyncio import Redis
 
 from api.problems import ApiError
 from pipelines import errors, scopes
@@ -18,6 +17,7 @@ from pipelines.index import TriggerSpec
 from store import accounts, audit
 from store import workflows as store
 from store.db import Conn, Executor, TenantPool
+from streams.clients import AsyncRedis
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `hairtrigger keys create`.")
 
@@ -41,14 +41,14 @@ def get_system_pool(request: Request) -> asyncpg.Pool:
     return pool
 
 
-def get_redis(request: Request) -> Redis:
-    redis: Redis = request.app.state.redis
+def get_redis(request: Request) -> AsyncRedis:
+    redis: AsyncRedis = request.app.state.redis
     return redis
 
 
 PoolDep = Annotated[TenantPool, Depends(get_pool)]
 SystemPoolDep = Annotated[asyncpg.Pool, Depends(get_system_pool)]
-RedisDep = Annotated[Redis, Depends(get_redis)]
+RedisDep = Annotated[AsyncRedis, Depends(get_redis)]
 
 
 async def _principal(

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import time
+from typing import Protocol, runtime_checkable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pipelines.metrics import Registry
+from pipelines.metrics import MetricDef, Registry, Sink
 from pipelines.stream_metrics import GATEWAY_METRICS, HTTP_MS, HTTP_REQUESTS
 
 UNMATCHED = "unmatched"
 
 
-def gateway_registry(with_ray: bool) -> Registry:
-    """The gateway's metrics, also exported to Ray when the gateway runs in a Ray driver."""
-    if not with_ray:
-        return Registry(GATEWAY_METRICS)
-    from actors.ray_metrics import RaySink  # Ray only where it runs
+@runtime_checkable
+class SinkSource(Protocol):
+    """Whatever can export metrics where the gateway runs (actors.client.Partitions: Ray)."""
 
-    return Registry(GATEWAY_METRICS, RaySink(GATEWAY_METRICS))
+    def metrics_sink(self, defs: tuple[MetricDef, ...]) -> Sink: ...
+
+
+def gateway_registry(source: object | None) -> Registry:
+    """The gateway's metrics, also exported to Ray when the gateway runs beside the actors."""
+    sink = source.metrics_sink(GATEWAY_METRICS) if isinstance(source, SinkSource) else None
+    return Registry(GATEWAY_METRICS, sink)
 
 
 def route_label(scope: Scope) -> str:

@@ -15,8 +15,6 @@ import time
 from typing import Any
 
 from fastapi import Depends, Request
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import Caller, EventWriter
@@ -25,6 +23,8 @@ from pipelines import errors
 from pipelines.config import Settings
 from pipelines.ratelimit import Budget, Decision, LocalBuckets, decision
 from streams import names
+from streams.errors import StreamError
+from streams.ratelimit import RedisBuckets
 
 log = logging.getLogger(__name__)
 
@@ -33,23 +33,6 @@ _TIMEOUT_S = 0.5
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _STATE = "rate_limit_headers"  # request.state: the headers the response gets
 
-# KEYS[1]: the bucket. ARGV: ms per unit, ms of capacity (the window), cost in units.
-# Replies [allowed, remaining, retry_after_ms, reset_ms]; a refusal writes nothing.
-_GCRA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local interval, capacity, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1])) or now
-if tat < now then tat = now end
-local after = tat + cost * interval
-if after - now > capacity + 0.001 then
-  local left = math.floor((capacity - (tat - now)) / interval + 1e-6)
-  return {0, left, math.ceil(after - capacity - now), math.ceil(tat - now)}
-end
-redis.call('SET', KEYS[1], string.format('%.3f', after), 'PX', math.max(math.ceil(after - now), 1))
-return {1, math.floor((capacity - (after - now)) / interval + 1e-6), 0, math.ceil(after - now)}
-"""
-
 
 class RateLimiter:
     """Spends budgets in Redis; in this process's memory while Redis is unreachable."""
@@ -57,10 +40,7 @@ class RateLimiter:
     def __init__(self, redis_url: str, pause_s: float = PAUSE_S) -> None:
         # Its own client without retries and with short timeouts: a dead Redis costs a
         # request at most one quick failure, then the limiter pauses.
-        self._redis = Redis.from_url(
-            redis_url, socket_timeout=_TIMEOUT_S, socket_connect_timeout=_TIMEOUT_S
-        )
-        self._script = self._redis.register_script(_GCRA)
+        self._buckets = RedisBuckets(redis_url, _TIMEOUT_S)
         self._pause_s = pause_s
         self._paused_until = 0.0
         self._local = LocalBuckets()
@@ -69,10 +49,8 @@ class RateLimiter:
         if time.monotonic() < self._paused_until:
             return self._local_charge(bucket, budget, cost)
         try:
-            reply = await self._script(
-                keys=[bucket], args=[budget.interval_ms, budget.capacity_ms, cost]
-            )
-        except (RedisError, OSError) as exc:
+            reply = await self._buckets.spend(bucket, budget.interval_ms, budget.capacity_ms, cost)
+        except (StreamError, OSError) as exc:
             self._paused_until = time.monotonic() + self._pause_s
             log.warning(
                 "rate limits kept in this process for %.0f s: Redis does not answer (%s)",
@@ -86,7 +64,7 @@ class RateLimiter:
         return self._local.charge(bucket, budget, cost, time.monotonic() * 1000)
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
+        await self._buckets.aclose()
 
 
 async def _spend(

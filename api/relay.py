@@ -7,39 +7,36 @@ import asyncio
 import logging
 
 import asyncpg
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from store import ingest
-from streams import names
+from streams.clients import AsyncRedis
+from streams.errors import StreamError
+from streams.events import add_events
 
 log = logging.getLogger(__name__)
 BATCH = 500
 
 
-async def relay_once(pool: asyncpg.Pool, redis: Redis, limit: int = BATCH) -> int:
+async def relay_once(pool: asyncpg.Pool, redis: AsyncRedis, limit: int = BATCH) -> int:
     """Move up to `limit` held events; the rows go only once their XADDs succeeded (a crash in
     between sends some twice, which the event_id makes harmless downstream)."""
     async with pool.acquire() as conn, conn.transaction():
         rows = await ingest.claim(conn, limit)
         if not rows:
             return 0
-        async with redis.pipeline(transaction=False) as pipe:
-            for _, stream, payload in rows:
-                pipe.xadd(stream, {names.EVENT_FIELD: payload})
-            await pipe.execute()
+        await add_events(redis, [(stream, payload) for _, stream, payload in rows])
         await ingest.release(conn, [row[0] for row in rows])
     log.info("relayed %d held events to their shard streams", len(rows))
     return len(rows)
 
 
-async def run(pool: asyncpg.Pool, redis: Redis, idle_s: float = 0.5) -> None:
+async def run(pool: asyncpg.Pool, redis: AsyncRedis, idle_s: float = 0.5) -> None:
     """Relay until cancelled. Nothing but cancellation ends it: while it is down, held
     accounts would have every new event held too."""
     while True:
         try:
             moved = await relay_once(pool, redis)
-        except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (StreamError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("ingest relay waiting for its servers: %s", exc)
             moved = 0
             await asyncio.sleep(1.0)

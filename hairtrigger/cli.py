@@ -71,9 +71,9 @@ def _cmd_accounts_create(settings: Settings, args: argparse.Namespace) -> Any:
 
 
 def _cmd_keys_create(settings: Settings, args: argparse.Namespace) -> Any:
-    scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
-    unknown = [s for s in scopes if s not in scopes.SCOPES]
-    if not scopes or unknown:
+    wanted = [s.strip() for s in args.scopes.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in scopes.SCOPES]
+    if not wanted or unknown:
         raise CliError(f"unknown scope(s) {unknown}; choose from {', '.join(scopes.SCOPES)}")
     try:
         account_id = uuid.UUID(args.account)
@@ -82,11 +82,11 @@ def _cmd_keys_create(settings: Settings, args: argparse.Namespace) -> Any:
 
     async def work(conn: Any) -> Any:
         try:
-            key, key_id = await accounts.create_key(conn, account_id, scopes)
+            key, key_id = await accounts.create_key(conn, account_id, wanted)
         except asyncpg.ForeignKeyViolationError:
             raise CliError(f"no account {account_id}") from None
         return {"api_key": key, "key_id": str(key_id), "account_id": str(account_id),
-                "scopes": scopes}  # fmt: skip
+                "scopes": wanted}  # fmt: skip
 
     assert settings.database_url is not None
     return asyncio.run(_with_db(settings.database_url, work))

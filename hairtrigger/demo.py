@@ -9,7 +9,6 @@ import time
 import uuid
 from typing import Any
 
-import orjson
 import ray
 
 from hairtrigger import runtime
@@ -17,12 +16,14 @@ from pipelines.config import Settings
 from pipelines.demo import make_events
 from pipelines.examples import REALISTIC
 from pipelines.index import TriggerSpec
+from pipelines.messages import encode_event
 from pipelines.sharding import shard_for
 from pipelines.triggers import validate_trigger
 from store import accounts, config_sync, db
 from store import workflows as store
 from streams import names
 from streams.clients import sync_client
+from streams.events import add_events_sync
 
 BATCH = 1000
 
@@ -98,10 +99,9 @@ def run(settings: Settings, events: int, partitions: int) -> None:
         started = time.monotonic()
         with sync_client(settings.redis_url) as client:
             for i in range(0, len(envelopes), BATCH):
-                pipe = client.pipeline(transaction=False)
-                for env in envelopes[i : i + BATCH]:
-                    pipe.xadd(stream, {names.EVENT_FIELD: orjson.dumps(env)})
-                pipe.execute()
+                add_events_sync(
+                    client, [(stream, encode_event(e)) for e in envelopes[i : i + BATCH]]
+                )
                 _bar(_processed(eng) - before, events, started)
         while (done := _processed(eng) - before) < events:
             _bar(done, events, started)

@@ -31,14 +31,16 @@ from pipelines.backtest import Backtest, Result
 from pipelines.config import Settings
 from pipelines.demo import DATA, envelope
 from pipelines.index import TriggerSpec, spec_from_config
+from pipelines.messages import encode_event
 from pipelines.sharding import shard_for
 from pipelines.triggers import validate_trigger
 from store import accounts, db
 from store import backtest as reads
 from store import workflows as store
 from store.migrate import migrate
-from streams import names
+from streams import names, ranges
 from streams.clients import async_client, sync_client
+from streams.events import add_events_sync
 
 REDIS_DB = 14
 CHUNK = 10_000
@@ -100,11 +102,9 @@ def fill(redis_url: str, stream: str, account: uuid.UUID, contacts: list[str], c
     kinds = sorted(DATA)
     with sync_client(redis_url) as client:
         for start in range(0, count, CHUNK):
-            pipe = client.pipeline(transaction=False)
-            for _ in range(min(CHUNK, count - start)):
-                env = envelope(account, r.choice(contacts), r.choice(kinds), r)
-                pipe.xadd(stream, {names.EVENT_FIELD: orjson.dumps(env)})
-            pipe.execute()
+            envs = [envelope(account, r.choice(contacts), r.choice(kinds), r)
+                    for _ in range(min(CHUNK, count - start))]  # fmt: skip
+            add_events_sync(client, [(stream, encode_event(env)) for env in envs])
 
 
 async def backtest(settings: Settings, bt: Backtest, stream: str) -> tuple[Result, float, float]:
@@ -116,7 +116,8 @@ async def backtest(settings: Settings, bt: Backtest, stream: str) -> tuple[Resul
     redis = async_client(settings.redis_url)
     try:
         started, cpu = time.perf_counter(), time.process_time()
-        result = await reads.run(bt, pool, redis, stream, 0, int(time.time() * 1000) + 1)
+        pages = ranges.read_window(redis, stream, 0, int(time.time() * 1000) + 1)
+        result = await reads.run(bt, pool, stream, pages)
         return result, time.perf_counter() - started, time.process_time() - cpu
     finally:
         await redis.aclose()

@@ -26,21 +26,20 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import orjson
-import redis
-
 from actors.worker import WorkerConfig
 from hairtrigger import demo, runtime
 from loadtest.scratch import scratch, value
 from pipelines.config import Settings
 from pipelines.demo import make_events
+from pipelines.messages import encode_event
 from pipelines.sharding import shard_for
 from store import db
 from store.migrate import migrate
 from streams import names
-from streams.clients import sync_client
-from streams.consumer import GROUP
+from streams.clients import SyncRedis, sync_client
+from streams.events import add_events_sync
 from streams.meta import publish_shards
+from streams.shards import GROUP
 
 REDIS_DB = 11
 CHUNK = 2000
@@ -65,20 +64,17 @@ def make_items(accounts: list[uuid.UUID], shards: int, counts: list[int]) -> lis
     for i, account_id in enumerate(accounts):
         n = total // k + (i < total % k)
         stream = names.events_stream(shard_for(account_id, shards))
-        streams.append([(stream, orjson.dumps(e)) for e in make_events(account_id, n, seed=i)])
+        streams.append([(stream, encode_event(e)) for e in make_events(account_id, n, seed=i)])
     mixed = [x for group in itertools.zip_longest(*streams) for x in group if x is not None]
     bounds = list(itertools.accumulate(counts, initial=0))
     return [mixed[a:b] for a, b in itertools.pairwise(bounds)]
 
 
-def xadd(client: redis.Redis, items: list[Item]) -> None:
-    pipe = client.pipeline(transaction=False)
-    for stream, payload in items:
-        pipe.xadd(stream, {names.EVENT_FIELD: payload})
-    pipe.execute()
+def xadd(client: SyncRedis, items: list[Item]) -> None:
+    add_events_sync(client, items)
 
 
-def drained(client: redis.Redis, streams: list[str]) -> bool:
+def drained(client: SyncRedis, streams: list[str]) -> bool:
     for stream in streams:
         last = client.xinfo_stream(stream)["last-generated-id"]
         group = next(g for g in client.xinfo_groups(stream) if g["name"] == GROUP.encode())
@@ -87,7 +83,7 @@ def drained(client: redis.Redis, streams: list[str]) -> bool:
     return True
 
 
-def wait_drained(client: redis.Redis, eng: runtime.Engine, total: int, base: int) -> float:
+def wait_drained(client: SyncRedis, eng: runtime.Engine, total: int, base: int) -> float:
     """Seconds until every shard is drained (DRAIN_TIMEOUT if never), progress on stderr."""
     streams = [names.events_stream(s) for s in range(eng.shards)]
     start = time.monotonic()
@@ -106,7 +102,7 @@ def processed(eng: runtime.Engine) -> int:
     return sum(s["events"] + s["dead_lettered"] for s in eng.partitions.stats())
 
 
-def send_paced(client: redis.Redis, items: list[Item], rate: int) -> float:
+def send_paced(client: SyncRedis, items: list[Item], rate: int) -> float:
     """XADD `items` at `rate` per second in TICK-sized pipelines; returns the seconds taken."""
     start = next_tick = time.perf_counter()
     sent = 0
@@ -141,7 +137,7 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def machine(client: redis.Redis, url: str) -> str:
+def machine(client: SyncRedis, url: str) -> str:
     info = Path("/proc/cpuinfo")
     lines = info.read_text().splitlines() if info.exists() else []
     models = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
@@ -162,7 +158,7 @@ def actor(s: dict[str, Any]) -> str:
             f" {s['dead_lettered']} dead-lettered, {s['errors']} errors")  # fmt: skip
 
 
-def run(settings: Settings, args: argparse.Namespace, client: redis.Redis) -> list[str]:
+def run(settings: Settings, args: argparse.Namespace, client: SyncRedis) -> list[str]:
     assert settings.database_url is not None
     assert settings.redis_url is not None
     url = settings.database_url

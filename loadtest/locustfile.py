@@ -51,7 +51,6 @@ from locust import User, events, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
-from redis.exceptions import RedisError
 
 from loadtest.check import Sent, Thresholds, judge, wait_and_read
 from pipelines import scopes
@@ -61,6 +60,7 @@ from pipelines.sharding import shard_for
 from store import accounts, db
 from streams import names
 from streams.clients import sync_client
+from streams.errors import StreamError
 
 log = logging.getLogger("hairtrigger.locust")
 DEFAULT_API = "http://127.0.0.1:8000"
@@ -352,7 +352,7 @@ class RedisEventUser(User):
         start = time.perf_counter()
         try:
             results: list[Any] = pipe.execute(raise_on_error=False)
-        except RedisError as exc:
+        except StreamError as exc:
             results = [exc] * len(batch)
         elapsed_ms = (time.perf_counter() - start) * 1000
         for (account, body), payload, result in zip(batch, payloads, results, strict=True):

@@ -12,7 +12,6 @@ import orjson
 
 from pipelines.compiler import EventView, explain
 from pipelines.enrollment import (
-    NOT_MATCHED,
     TIME_EVENT_TYPES,
     BusinessHours,
     Last,
@@ -22,9 +21,8 @@ from pipelines.enrollment import (
 from pipelines.index import TriggerIndex, TriggerSpec
 from pipelines.messages import Event, Rejected, decode
 from pipelines.projection import Contact
+from pipelines.reasons import NOT_MATCHED, Blocked
 
-WORKFLOW_NOT_ACTIVE = "blocked: workflow_{status}"
-TRIGGER_INACTIVE = "blocked: trigger_inactive"
 TEST_STREAM = "test"
 
 
@@ -94,9 +92,9 @@ def dry_run(
     if not enrolled:
         return DryRun(True, False, logs[0].failure_reason, None, None, tree, shown)
     if workflow_status != "active":
-        reason = WORKFLOW_NOT_ACTIVE.format(status=workflow_status)
+        reason = Blocked(f"workflow_{workflow_status}").text
         return DryRun(True, False, reason, None, None, tree, shown)
     if not spec.live:
-        return DryRun(True, False, TRIGGER_INACTIVE, None, None, tree, shown)
+        return DryRun(True, False, Blocked.TRIGGER_INACTIVE.text, None, None, tree, shown)
     first = enrolled[0]
     return DryRun(True, True, None, first.status, first.run_at, tree, shown)

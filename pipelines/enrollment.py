@@ -15,6 +15,7 @@ from pipelines.compiler import EventView
 from pipelines.index import CompiledTrigger, TriggerIndex, TriggerSpec
 from pipelines.messages import Event
 from pipelines.projection import Contact, apply, is_contact_event, utc
+from pipelines.reasons import NOT_MATCHED, Blocked, filter_error
 from pipelines.schedule import next_opening
 
 ContactKey = tuple[uuid.UUID, uuid.UUID]  # (account_id, contact_id)
@@ -22,11 +23,6 @@ PairKey = tuple[uuid.UUID, uuid.UUID, uuid.UUID]  # (account_id, workflow_id, co
 DEFAULT_LOOP_LIMIT = 10
 _ENROLLMENT_NS = uuid.UUID("6f1d3c1e-0a57-4c4b-9a43-7c1f5f0e2b9d")
 
-BLOCKED_ALREADY_ENROLLED = "blocked: already_enrolled"
-BLOCKED_LOOP_DEPTH = "blocked: loop_depth_exceeded"
-BLOCKED_CONTACT_DELETED = "blocked: contact_deleted"
-BLOCKED_COOLDOWN = "blocked: cooldown"
-NOT_MATCHED = "not_matched"
 TIME_EVENT_TYPES = frozenset(e.event_type for e in TRIGGER_EVENTS if e.category == "time")
 
 
@@ -47,8 +43,18 @@ class LogEntry:
     event_type: str
     matched: bool
     enrolled: bool
-    failure_reason: str | None
+    blocked: Blocked | None = None
+    error: str | None = None  # a filter that raised: "error: <type>: <message>"
     details: dict[str, Any] | None = None
+
+    @property
+    def failure_reason(self) -> str | None:
+        """As the log row stores it: `blocked: <code>`, the error, `not_matched`, or None."""
+        if self.blocked is not None:
+            return self.blocked.text
+        if self.error is not None:
+            return self.error
+        return None if self.matched else NOT_MATCHED
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +106,12 @@ def entry_time(entry_id: str) -> datetime:
 
 
 def _log(
-    event: Event, spec: TriggerSpec, matched: bool, reason: str | None, **extra: Any
+    event: Event,
+    spec: TriggerSpec,
+    matched: bool,
+    blocked: Blocked | None = None,
+    error: str | None = None,
+    **extra: Any,
 ) -> LogEntry:
     env = event.envelope
     return LogEntry(
@@ -112,7 +123,8 @@ def _log(
         event_type=env.event_type,
         matched=matched,
         enrolled=extra.pop("enrolled", False),
-        failure_reason=reason,
+        blocked=blocked,
+        error=error,
         details=extra or None,
     )
 
@@ -154,16 +166,15 @@ def evaluate(
             try:  # `check` holds for candidates of this very data and contact: pipelines.index
                 ok = compiled.check(view)
             except Exception as exc:  # a broken filter must not stop other triggers or events
-                reason = f"error: {type(exc).__name__}: {exc}"
-                logs.append(_log(event, compiled.spec, False, reason))
+                logs.append(_log(event, compiled.spec, False, error=filter_error(exc)))
                 continue
             if ok:
                 matches.append(Match(event, compiled.spec, contact.deleted))
             elif compiled.spec.settings.log_non_matches:
-                logs.append(_log(event, compiled.spec, False, NOT_MATCHED))
+                logs.append(_log(event, compiled.spec, False))
         loggers = _unchecked_loggers(index, env.account_id, env.event_type, candidates)
         for compiled in loggers:
-            logs.append(_log(event, compiled.spec, False, NOT_MATCHED))
+            logs.append(_log(event, compiled.spec, False))
         if loggers and evaluated is not None:
             _count(evaluated, env.account_id, loggers)
     return matches, logs, changed
@@ -189,19 +200,19 @@ def _count(
         evaluated[(account_id, compiled.spec.workflow_id, compiled.spec.trigger_id)] += 1
 
 
-def _blocked(match: Match, last: Last | None, now: datetime, loop_limit: int) -> str | None:
+def _blocked(match: Match, last: Last | None, now: datetime, loop_limit: int) -> Blocked | None:
     settings = match.trigger.settings
     if match.contact_deleted:
-        return BLOCKED_CONTACT_DELETED
+        return Blocked.CONTACT_DELETED
     if match.event.envelope.depth > loop_limit:
-        return BLOCKED_LOOP_DEPTH
+        return Blocked.LOOP_DEPTH_EXCEEDED
     if last is None:
         return None
     if settings.enrollment_limit == "single":
-        return BLOCKED_ALREADY_ENROLLED
+        return Blocked.ALREADY_ENROLLED
     cooldown = timedelta(seconds=settings.reenroll_cooldown_seconds)
     if cooldown and now - last.enrolled_at < cooldown:
-        return BLOCKED_COOLDOWN
+        return Blocked.COOLDOWN
     return None
 
 
@@ -232,9 +243,9 @@ def decide(
         last = latest.get(pair)
         if last is not None and last.event_id == env.event_id:
             continue  # a redelivery of an event whose enrollment is already recorded
-        reason = _blocked(match, last, now, loop_limit)
-        if reason is not None:
-            logs.append(_log(match.event, spec, True, reason))
+        blocked = _blocked(match, last, now, loop_limit)
+        if blocked is not None:
+            logs.append(_log(match.event, spec, True, blocked))
             continue
         opening = None
         if spec.settings.respect_business_hours and business_hours is not None:
@@ -260,5 +271,5 @@ def decide(
             )
         )
         latest[pair] = Last(env.event_id, now)
-        logs.append(_log(match.event, spec, True, None, enrolled=True))
+        logs.append(_log(match.event, spec, True, enrolled=True))
     return enrollments, logs

@@ -1,15 +1,20 @@
-"""The event envelope (SPEC §3) as msgspec Structs, decoded a batch at a time."""
+"""Every stream message, encoded and decoded here and nowhere else (docs/contract.md §3): the
+event envelope (msgspec Structs, decoded a batch at a time), the enrollment entry and the
+dead-letter entry."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import msgspec
+import orjson
 
 from pipelines.catalog import BY_EVENT_TYPE, CONTACT_DELETED
+from pipelines.reasons import DeadLetter
 
 
 class Metadata(msgspec.Struct, frozen=True):
@@ -48,7 +53,8 @@ class Rejected:
     stream: str
     entry_id: str
     raw: bytes
-    reason: str
+    code: DeadLetter
+    reason: str  # the human detail: parser message, ids
 
 
 _decoder = msgspec.json.Decoder(Envelope)
@@ -58,27 +64,55 @@ KNOWN_EVENT_TYPES = frozenset(BY_EVENT_TYPE) | {CONTACT_DELETED}
 
 def decode(stream: str, entry_id: str, raw: bytes | None) -> Event | Rejected:
     if raw is None:
-        return Rejected(stream, entry_id, b"", "missing field 'event' in the stream entry")
+        return Rejected(
+            stream,
+            entry_id,
+            b"",
+            DeadLetter.MISSING_EVENT_FIELD,
+            "missing field 'event' in the stream entry",
+        )
     if b"\\u0000" in raw:  # Postgres text and jsonb cannot hold NUL
-        return Rejected(stream, entry_id, raw, "the event contains a NUL character (\\u0000)")
+        return _bad(
+            stream,
+            entry_id,
+            raw,
+            DeadLetter.NUL_CHARACTER,
+            "the event contains a NUL character (\\u0000)",
+        )
     try:
         envelope = _decoder.decode(raw)
     except msgspec.DecodeError as exc:
-        return Rejected(stream, entry_id, raw, f"invalid envelope: {exc}")
+        code = DeadLetter.INVALID_JSON if str(exc).startswith(_NOT_JSON) else None
+        return _bad(stream, entry_id, raw, code, f"invalid envelope: {exc}")
     if envelope.event_type not in KNOWN_EVENT_TYPES:
-        return Rejected(stream, entry_id, raw, f"unknown event_type '{envelope.event_type}'")
+        return _bad(
+            stream,
+            entry_id,
+            raw,
+            DeadLetter.UNKNOWN_EVENT_TYPE,
+            f"unknown event_type '{envelope.event_type}'",
+        )
     if envelope.depth < 0:
-        return Rejected(stream, entry_id, raw, "metadata.depth must not be negative")
+        return _bad(stream, entry_id, raw, None, "metadata.depth must not be negative")
     try:
         contact_id = _to_uuid(envelope.data["contact_id"], uuid.UUID)  # C-speed parse
     except KeyError:
-        return Rejected(stream, entry_id, raw, "missing data.contact_id")
+        return _bad(stream, entry_id, raw, DeadLetter.MISSING_CONTACT_ID, "missing data.contact_id")
     except msgspec.ValidationError:
-        return Rejected(stream, entry_id, raw, "data.contact_id is not a UUID")
+        return _bad(
+            stream, entry_id, raw, DeadLetter.INVALID_CONTACT_ID, "data.contact_id is not a UUID"
+        )
     for key in ("previous_state", "current_state"):
         if envelope.data.get(key) is not None and not isinstance(envelope.data[key], dict):
-            return Rejected(stream, entry_id, raw, f"data.{key} must be an object")
+            return _bad(stream, entry_id, raw, None, f"data.{key} must be an object")
     return Event(envelope, contact_id, stream, entry_id)
+
+
+_NOT_JSON = ("JSON is malformed", "Input data was truncated")
+
+
+def _bad(stream: str, entry_id: str, raw: bytes, code: DeadLetter | None, reason: str) -> Rejected:
+    return Rejected(stream, entry_id, raw, code or DeadLetter.INVALID_ENVELOPE, reason)
 
 
 def decode_batch(
@@ -91,3 +125,81 @@ def decode_batch(
         result = decode(stream, entry_id, raw)
         (events if isinstance(result, Event) else rejected).append(result)  # type: ignore[arg-type]
     return events, rejected
+
+
+def encode_event(envelope: Mapping[str, Any]) -> bytes:
+    """An envelope as JSON for the `event` field of a shard entry."""
+    return orjson.dumps(envelope)
+
+
+# -- the enrollment entry: `hairtrigger:enrollments`, field `enrollment` ----------------------
+
+ENROLLMENT_FIELDS = (
+    "id", "account_id", "workflow_id", "trigger_id", "contact_id", "event_id", "status",
+    "run_at", "enrolled_at", "event_data",
+)  # fmt: skip
+
+
+class EnrollmentEntry(msgspec.Struct, frozen=True):
+    """An enrollment as published; consumers dedupe on `id` (a crash may publish it twice)."""
+
+    id: uuid.UUID
+    account_id: uuid.UUID
+    workflow_id: uuid.UUID
+    trigger_id: uuid.UUID
+    contact_id: uuid.UUID
+    event_id: uuid.UUID
+    status: str
+    run_at: datetime
+    enrolled_at: datetime
+    event_data: dict[str, Any]
+
+
+def encode_enrollment(enrollment: Any) -> bytes:
+    """An enrollment as the stream carries it, from anything with its fields as attributes (an
+    `Enrollment`) or as keys (a row): the worker, the outbox and the scheduler all come here."""
+    get = enrollment.__getitem__ if isinstance(enrollment, Mapping) else enrollment.__getattribute__
+    # asyncpg's UUID is not a type orjson knows: `default=str` writes it as uuid.UUID would be
+    return orjson.dumps({name: get(name) for name in ENROLLMENT_FIELDS}, default=str)
+
+
+_enrollment_decoder = msgspec.json.Decoder(EnrollmentEntry)
+
+
+def decode_enrollment(raw: bytes) -> EnrollmentEntry:
+    return _enrollment_decoder.decode(raw)
+
+
+# -- the dead-letter entry: `hairtrigger:events:dlq` -----------------------------------------
+
+
+class DeadLetterEntry(msgspec.Struct, frozen=True):
+    stream: str
+    entry_id: str
+    code: DeadLetter
+    reason: str
+    event: bytes  # the raw entry as it was (empty when Redis no longer had it)
+
+
+def encode_dead_letter(rejected: Rejected) -> dict[str, str | bytes]:
+    """The fields of a dead-letter entry."""
+    return {
+        "code": rejected.code.value,
+        "reason": rejected.reason,
+        "stream": rejected.stream,
+        "entry_id": rejected.entry_id,
+        "event": rejected.raw,
+    }
+
+
+def decode_dead_letter(fields: Mapping[bytes, bytes]) -> DeadLetterEntry:
+    def text(name: str) -> str:
+        return fields.get(name.encode(), b"").decode()
+
+    return DeadLetterEntry(
+        stream=text("stream"),
+        entry_id=text("entry_id"),
+        code=DeadLetter(text("code")),
+        reason=text("reason"),
+        event=fields.get(b"event", b""),
+    )

@@ -1,4 +1,4 @@
-"""Which shard an account's events go to (SPEC §3)."""
+"""Which shard an event goes to (docs/contract.md §3)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,18 @@ import zlib
 from uuid import UUID
 
 
-def shard_for(account_id: UUID | str, shards: int) -> int:
-    return zlib.crc32(str(account_id).lower().encode()) % shards
+def _h(value: UUID | str) -> int:
+    return zlib.crc32(str(value).lower().encode())
+
+
+def shard_for(
+    account_id: UUID | str, shards: int, contact_id: UUID | str | None = None, spread: int = 1
+) -> int:
+    """The account's home shard; an account spread over `spread` shards sends each contact's
+    events to one of the `spread` consecutive shards from home (so they stay in order)."""
+    if spread <= 1 or contact_id is None:
+        return _h(account_id) % shards
+    return (_h(account_id) + _h(contact_id) % spread) % shards
 
 
 def partition_for(shard: int, partitions: int) -> int:

@@ -10,8 +10,9 @@ from uuid import UUID
 
 from pipelines.catalog import BY_EVENT_TYPE, CONTACT_DELETED
 from pipelines.enrollment import Enrollment, LogEntry, Match
-from pipelines.messages import Event
+from pipelines.messages import Event, Rejected
 from pipelines.metrics import MetricDef, Registry
+from pipelines.reasons import DeadLetter
 
 P = "hairtrigger_"
 CONSUMED = P + "events_consumed"
@@ -83,43 +84,7 @@ GATEWAY_METRICS = (
     MetricDef(HTTP_MS, "histogram", "API request milliseconds by route", ("route",), HTTP_BOUNDS),
 )
 
-BLOCKED_REASONS = ("already_enrolled", "cooldown", "contact_deleted", "loop_depth_exceeded")
-_BLOCKED_PREFIX = "blocked: "
-
-# Dead-letter reasons carry details (parser messages, ids); metrics get a fixed code.
-_DEAD_LETTER_CODES = (
-    ("missing field 'event'", "missing_event_field"),
-    ("the event contains a NUL", "nul_character"),
-    ("invalid envelope: JSON is malformed", "invalid_json"),
-    ("invalid envelope: Input data was truncated", "invalid_json"),
-    ("invalid envelope", "invalid_envelope"),
-    ("unknown event_type", "unknown_event_type"),
-    ("missing data.contact_id", "missing_contact_id"),
-    ("data.contact_id is not a UUID", "invalid_contact_id"),
-    ("metadata.depth", "invalid_envelope"),
-    ("data.previous_state", "invalid_envelope"),
-    ("data.current_state", "invalid_envelope"),
-    ("unknown account_id", "unknown_account"),
-    ("delivered more than", "too_many_deliveries"),
-    ("entry trimmed", "trimmed"),
-    ("entries up to this id were trimmed", "trimmed"),
-)
-_TRIMMED_UNREAD = "were trimmed or deleted from the stream before they were delivered"
-DEAD_LETTER_CODES = (*dict.fromkeys(code for _, code in _DEAD_LETTER_CODES), "other")
-
-
-def dead_letter_code(reason: str) -> str:
-    for prefix, code in _DEAD_LETTER_CODES:
-        if reason.startswith(prefix):
-            return code
-    if _TRIMMED_UNREAD in reason:  # "<n> after <id> up to this id were trimmed ..."
-        return "trimmed"
-    return "other"
-
-
-def blocked_code(failure_reason: str) -> str:
-    code = failure_reason.removeprefix(_BLOCKED_PREFIX)
-    return code if code in BLOCKED_REASONS else "other"
+DEAD_LETTER_CODES: tuple[str, ...] = tuple(code.value for code in DeadLetter)
 
 
 def category_of(event_type: str) -> str:
@@ -172,11 +137,10 @@ def record_batch(
     blocked: Counter[tuple[str, str]] = Counter()
     errors: Counter[tuple[str, str]] = Counter()
     for entry in logs:
-        reason = entry.failure_reason or ""
         shard = shard_of.get(entry.event_id, "other")
-        if reason.startswith(_BLOCKED_PREFIX):
-            blocked[shard, blocked_code(reason)] += 1
-        elif reason.startswith("error:"):
+        if entry.blocked is not None:
+            blocked[shard, entry.blocked.value] += 1
+        elif entry.error is not None:
             errors[shard, category_of(entry.event_type)] += 1
     _add(registry, CONSUMED, partition, consumed, "category")
     _add(registry, MATCHED, partition, matched, "category")
@@ -189,11 +153,9 @@ def record_batch(
         registry.observe_many(COMMIT_LATENCY_MS, values, partition=partition, shard=shard)
 
 
-def record_dead_letters(
-    registry: Registry, partition: int, rejected: Iterable[tuple[str, str]]
-) -> None:
-    """(stream, reason) pairs of entries moved to the dead-letter stream."""
-    counts = Counter((shard_of_stream(s), dead_letter_code(r)) for s, r in rejected)
+def record_dead_letters(registry: Registry, partition: int, rejected: Iterable[Rejected]) -> None:
+    """Entries moved to the dead-letter stream, by shard and code."""
+    counts = Counter((shard_of_stream(r.stream), r.code.value) for r in rejected)
     _add(registry, DEAD_LETTERED, partition, counts, "reason")
 
 

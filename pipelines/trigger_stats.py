@@ -1,5 +1,6 @@
-"""Per-trigger analytics (issue 7): counts per trigger and hour, kept up to date by every batch
-from what it actually recorded, and read back per hour or day without scanning the logs."""
+"""Per-trigger analytics (docs/contract.md §6): counts per trigger and hour, kept up to date by
+every batch from what it actually recorded, and read back per hour or day without scanning the
+logs."""
 
 from __future__ import annotations
 
@@ -8,23 +9,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from pipelines.enrollment import (
-    BLOCKED_ALREADY_ENROLLED,
-    BLOCKED_CONTACT_DELETED,
-    BLOCKED_COOLDOWN,
-    BLOCKED_LOOP_DEPTH,
-    NOT_MATCHED,
-    Enrollment,
-)
+from pipelines.enrollment import Enrollment
+from pipelines.reasons import ENROLLMENT_BLOCKS, NOT_MATCHED, Blocked, blocked_of
 
 # Upper bounds (ms) of the XADD -> enrollment latency histogram; the last bucket is open.
 LATENCY_BOUNDS_MS: tuple[int, ...] = (
     5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
 )  # fmt: skip
 BUCKETS = len(LATENCY_BOUNDS_MS) + 1
-BLOCKED_REASONS: tuple[str, ...] = (
-    BLOCKED_ALREADY_ENROLLED, BLOCKED_COOLDOWN, BLOCKED_CONTACT_DELETED, BLOCKED_LOOP_DEPTH,
-)  # fmt: skip
 TriggerKey = tuple[uuid.UUID, uuid.UUID, uuid.UUID]  # (account_id, workflow_id, trigger_id)
 
 
@@ -36,7 +28,7 @@ class Tally:
     matched: int = 0
     enrolled: int = 0
     errors: int = 0
-    blocked: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BLOCKED_REASONS, 0))
+    blocked: dict[Blocked, int] = field(default_factory=lambda: dict.fromkeys(ENROLLMENT_BLOCKS, 0))
     latency: list[int] = field(default_factory=lambda: [0] * BUCKETS)
 
     def add(self, other: Tally) -> None:
@@ -86,8 +78,9 @@ def tally(
         reason = d.failure_reason
         if d.matched:
             t.matched += 1
-            if reason in t.blocked:
-                t.blocked[reason] += 1
+            blocked = blocked_of(reason)
+            if blocked in t.blocked:
+                t.blocked[blocked] += 1
         elif reason is not None and reason != NOT_MATCHED:
             t.errors += 1  # a filter that failed at evaluation time
     for e in enrollments:

@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-import orjson
-
+from pipelines.messages import encode_enrollment
 from store.db import Conn, Executor
 
 AgendaKey = tuple[uuid.UUID, uuid.UUID, str]  # (trigger, contact, occurrence)
@@ -176,7 +175,7 @@ async def release_queued(
         now,
         limit,
     )
-    return [(r["id"], r["account_id"], orjson.dumps(dict(r), default=str)) for r in rows]
+    return [(r["id"], r["account_id"], encode_enrollment(r)) for r in rows]
 
 
 async def add_outbox(conn: Executor, items: list[tuple[uuid.UUID, int]]) -> None:

@@ -9,12 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
-
 from pipelines.enrollment import BusinessHours, ContactKey, Enrollment, Last, LogEntry, PairKey
+from pipelines.messages import encode_enrollment
 from pipelines.projection import Contact, date_fields
+from pipelines.reasons import ENROLLMENT_BLOCKS
 from pipelines.trigger_stats import (
-    BLOCKED_REASONS,
     Decision,
     Tally,
     TriggerKey,
@@ -224,7 +223,7 @@ async def _add_stats(conn: Conn, tallies: dict[TriggerKey, Tally]) -> None:
         [x.matched for x in t],
         [x.enrolled for x in t],
         [x.errors for x in t],
-        *([x.blocked[r] for x in t] for r in BLOCKED_REASONS),
+        *([x.blocked[r] for x in t] for r in ENROLLMENT_BLOCKS),
         [",".join(map(str, x.latency)) for x in t],
     )
 
@@ -245,8 +244,7 @@ async def unpublished(
         shards,
         limit,
     )
-    # asyncpg's UUID type is not one orjson knows: `default=str` writes it like uuid.UUID.
-    return [(r["id"], orjson.dumps(dict(r), default=str)) for r in rows]
+    return [(r["id"], encode_enrollment(r)) for r in rows]
 
 
 async def load_business_hours(

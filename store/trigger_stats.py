@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pipelines.trigger_stats import BLOCKED_REASONS, Tally
+from pipelines.reasons import Blocked
+from pipelines.trigger_stats import Tally
 from store.db import Executor
 
 
@@ -37,10 +38,10 @@ async def hourly(
                 enrolled=r["enrolled"],
                 errors=r["errors"],
                 blocked={
-                    BLOCKED_REASONS[0]: r["already_enrolled"],
-                    BLOCKED_REASONS[1]: r["cooldown"],
-                    BLOCKED_REASONS[2]: r["contact_deleted"],
-                    BLOCKED_REASONS[3]: r["loop_depth"],
+                    Blocked.ALREADY_ENROLLED: r["already_enrolled"],
+                    Blocked.COOLDOWN: r["cooldown"],
+                    Blocked.CONTACT_DELETED: r["contact_deleted"],
+                    Blocked.LOOP_DEPTH_EXCEEDED: r["loop_depth"],
                 },
                 latency=list(r["latency_ms"]),
             ),

@@ -9,6 +9,8 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 from redis.retry import Retry
 
+__all__ = ["AsyncRedis", "SyncRedis", "async_client", "gateway_client", "sync_client"]
+SyncRedis = redis.Redis
 _RETRIES = 5
 _ON = [ConnectionError, TimeoutError]
 

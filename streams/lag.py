@@ -40,6 +40,10 @@ async def shard_lag(redis: Redis, shards: list[int]) -> list[ShardLag]:
     return out
 
 
+async def dead_letter_count(redis: Redis) -> int:
+    return int(await redis.xlen(names.DLQ_STREAM))
+
+
 def _group(groups: Any) -> dict[Any, Any] | None:
     if isinstance(groups, Exception):
         if "no such key" in str(groups).lower():

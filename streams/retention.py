@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from pipelines.messages import Rejected
+from pipelines.reasons import DeadLetter
 from pipelines.retention import GroupProgress, lost_before_delivery, trim_floor
 from streams import names
 
@@ -106,4 +107,4 @@ class StreamRetention:
         count = "entries" if loss.count is None else f"{loss.count} entries"
         reason = f"{count} after {after} up to this id {LOST_REASON}"
         log.error("%s: %s %s", name, loss.up_to, reason)
-        return Rejected(name, loss.up_to, b"", reason)
+        return Rejected(name, loss.up_to, b"", DeadLetter.TRIMMED, reason)

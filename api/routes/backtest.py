@@ -10,7 +10,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel, ConfigDict, Field
-from redis.exceptions import RedisError
 
 from api.deps import PoolDep, Reader, RedisDep, owned_workflow
 from api.guard import GuardedRoute
@@ -26,7 +25,8 @@ from pipelines.sharding import shard_for
 from pipelines.triggers import validate_trigger
 from store import backtest as reads
 from store import workflows as store
-from streams import names
+from streams import names, ranges
+from streams.errors import StreamError
 
 router = APIRouter(
     prefix="/workflows/{workflow_id}/trigger",
@@ -192,9 +192,10 @@ async def backtest(
     check_window(start, end, now, timedelta(hours=hours) if hours else LONGEST_WITHOUT_RETENTION)
     name = names.events_stream(shard_for(account_id, request.app.state.shards))
     try:
-        result = await reads.run(bt, pool, redis, name, _ms(start), _ms(end))
-        since = await reads.first_entry_time(redis, name)
-    except RedisError as exc:
+        pages = ranges.read_window(redis, name, _ms(start), _ms(end))
+        result = await reads.run(bt, pool, name, pages)
+        since = await ranges.first_entry_time(redis, name)
+    except StreamError as exc:
         detail = f"the event stream is unreachable: {exc}"
         raise ApiError(503, errors.SERVICE_UNAVAILABLE, detail) from exc
     kind = "draft" if body.trigger is not None else "saved"

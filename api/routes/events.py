@@ -8,19 +8,19 @@ import uuid
 from typing import Any
 
 import asyncpg
-import orjson
 from fastapi import APIRouter, Request
-from redis.exceptions import RedisError
 
 from api.deps import EventWriter, PoolDep, RedisDep
 from api.guard import GuardedRoute
 from api.problems import PROBLEM_RESPONSES, ApiError
 from api.schemas import Accepted, EventIn
 from pipelines import errors
-from pipelines.messages import KNOWN_EVENT_TYPES
+from pipelines.messages import KNOWN_EVENT_TYPES, encode_event
 from pipelines.sharding import shard_for
 from store import ingest as outbox
 from streams import names
+from streams.errors import StreamError
+from streams.events import Router, add_events
 
 log = logging.getLogger(__name__)
 OUTBOX_CHECK_S = 0.5
@@ -53,21 +53,36 @@ async def ingest(
             )
         if event.account_id != principal.account_id:
             raise ApiError(403, errors.FORBIDDEN, "events may only be sent for the key's account")
-    shards: int = request.app.state.shards
-    batch = [
-        (
-            event.account_id,
-            names.events_stream(shard_for(event.account_id, shards)),
-            orjson.dumps(event.model_dump(mode="json", exclude_none=True)),
-        )
-        for event in events
-    ]
-    held = await _hold_if_needed(pool, redis, principal.account_id, batch)
+    batch, reachable = await _routed(request, events)
+    held = await _hold_if_needed(pool, redis, principal.account_id, batch, reachable)
     return {"accepted": len(events), "event_ids": [e.event_id for e in events], "held": held}
 
 
+async def _routed(request: Request, events: list[EventIn]) -> tuple[list[outbox.Held], bool]:
+    """(account, shard stream, envelope JSON) of each event, and whether Redis answered.
+    Routing reads spread factors from Redis; when it cannot, the events are held for their
+    accounts' home shards (the relay keeps their order)."""
+    router: Router = request.app.state.router
+    keys = [(e.account_id, e.data.contact_id) for e in events]
+    try:
+        streams, reachable = await router.streams(request.app.state.redis, keys), True
+    except StreamError as exc:
+        log.warning("Redis unreachable, holding %d events: %s", len(events), exc)
+        streams = [names.events_stream(shard_for(e.account_id, router.shards)) for e in events]
+        reachable = False
+    batch = [
+        (e.account_id, stream, encode_event(e.model_dump(mode="json", exclude_none=True)))
+        for e, stream in zip(events, streams, strict=True)
+    ]
+    return batch, reachable
+
+
 async def _hold_if_needed(
-    pool: PoolDep, redis: RedisDep, account_id: uuid.UUID, batch: list[outbox.Held]
+    pool: PoolDep,
+    redis: RedisDep,
+    account_id: uuid.UUID,
+    batch: list[outbox.Held],
+    reachable: bool = True,
 ) -> bool:
     """XADD the batch; when Redis is unreachable, or the account already has events held (they
     must go first), keep it in the ingest outbox instead. True when held."""
@@ -76,14 +91,11 @@ async def _hold_if_needed(
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
         log.warning("cannot see the ingest outbox, sending to Redis: %r", exc)
         waiting = False
-    if not waiting:
+    if not waiting and reachable:
         try:
-            async with redis.pipeline(transaction=False) as pipe:
-                for _, stream, payload in batch:
-                    pipe.xadd(stream, {names.EVENT_FIELD: payload})
-                await pipe.execute()
+            await add_events(redis, [(stream, payload) for _, stream, payload in batch])
             return False
-        except RedisError as exc:
+        except StreamError as exc:
             log.warning("Redis unreachable, holding %d events: %s", len(batch), exc)
     try:
         await outbox.hold(pool, batch)

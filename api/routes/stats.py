@@ -7,7 +7,6 @@ from typing import Any, Protocol, runtime_checkable
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
-from redis.exceptions import RedisError
 
 from api.deps import Operator, RedisDep, SystemPoolDep
 from api.guard import GuardedRoute
@@ -15,8 +14,8 @@ from api.problems import PROBLEM_RESPONSES, ApiError
 from pipelines import errors
 from pipelines.stats_report import build_report
 from store.stats import queued_enrollments
-from streams import names
-from streams.lag import shard_lag
+from streams.errors import StreamError
+from streams.lag import dead_letter_count, shard_lag
 
 router = APIRouter(tags=["stats"], route_class=GuardedRoute, responses=PROBLEM_RESPONSES)
 
@@ -138,8 +137,8 @@ async def get_stats(
     shards: int = request.app.state.shards
     try:
         lags = [asdict(x) for x in await shard_lag(redis, list(range(shards)))]
-        dead = int(await redis.xlen(names.DLQ_STREAM))
-    except RedisError as exc:
+        dead = await dead_letter_count(redis)
+    except StreamError as exc:
         raise ApiError(503, errors.SERVICE_UNAVAILABLE, f"Redis is unreachable: {exc}") from exc
     waiting = await queued_enrollments(pool)
     partitions = source.partitions if isinstance(source, MetricsSource) else None

@@ -61,7 +61,7 @@ def _counts(t: Tally) -> dict[str, Any]:
         "evaluated": t.evaluated,
         "matched": t.matched,
         "enrolled": t.enrolled,
-        "blocked": t.blocked,
+        "blocked": {reason.text: n for reason, n in t.blocked.items()},
         "errors": t.errors,
         "latency_ms": {"p50": percentile_ms(t.latency, 0.5), "p95": percentile_ms(t.latency, 0.95)},
     }

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 import redis
 
-from actors.worker import PartitionWorker, WorkerConfig
+from actors.worker import PartitionWorker, ReadMode, WorkerConfig
 from pipelines.config import Settings
 from streams import names
 from streams.clients import async_client
-from streams.consumer import TRIMMED_REASON
 from streams.retention import LOST_REASON, StreamRetention
+from streams.shards import TRIMMED_REASON
 
 GROUP = names.CONSUMER_GROUP
 HOUR_S = 3600.0
@@ -166,8 +166,8 @@ def test_the_worker_trims_its_shards_during_housekeeping(
             consume(client, stream, 250, ack=250)
             await worker._housekeeping()
         finally:
-            assert worker._redis is not None
-            assert worker._pool is not None
+            assert worker._streams is not None
+            assert worker._store is not None
             await worker.disconnect()
 
     asyncio.run(go())
@@ -219,12 +219,13 @@ def test_own_pending_entries_trimmed_before_processing_are_dead_lettered(
         try:
             client.xreadgroup(GROUP, worker.consumer, {stream: ">"}, count=20)
             client.xtrim(stream, maxlen=0, approximate=False)
-            entries, pending = await worker._read_pending()
-            assert pending
+            worker.mode = ReadMode.PENDING
+            entries = await worker._read()
+            assert worker.mode is ReadMode.PENDING  # something was pending
             await worker._process(entries)
         finally:
-            assert worker._redis is not None
-            assert worker._pool is not None
+            assert worker._streams is not None
+            assert worker._store is not None
             await worker.disconnect()
 
     asyncio.run(go())

@@ -12,6 +12,7 @@ import pytest
 from actors.worker import PartitionWorker, WorkerConfig, _is_outage
 from pipelines.projection import Contact
 from store import db
+from store.partition import PartitionStore
 
 
 def test_clearing_a_full_contact_cache_keeps_the_batch_contacts(
@@ -23,12 +24,13 @@ def test_clearing_a_full_contact_cache_keeps_the_batch_contacts(
         worker = PartitionWorker(
             WorkerConfig(0, 1, 1, database_url, settings.redis_url, contact_cache=3)
         )
-        worker._pool = await db.create_pool(database_url, 1, 2)
+        pool = await db.create_pool(database_url, 1, 2)
+        worker._store = PartitionStore(pool)
         account = uuid.uuid4()
         gone, others = uuid.uuid4(), [uuid.uuid4() for _ in range(3)]
         try:
-            await worker._pool.execute("INSERT INTO accounts (id, name) VALUES ($1, 'c')", account)
-            await worker._pool.execute(
+            await pool.execute("INSERT INTO accounts (id, name) VALUES ($1, 'c')", account)
+            await pool.execute(
                 "INSERT INTO contacts (account_id, contact_id, state, deleted)"
                 " VALUES ($1, $2, $3, true)",
                 account,
@@ -41,7 +43,7 @@ def test_clearing_a_full_contact_cache_keeps_the_batch_contacts(
             assert worker._contacts[(account, gone)].state == {"email": "a@b.co"}
             assert all(worker._contacts[(account, o)] == Contact() for o in others)
         finally:
-            await worker._pool.execute("DELETE FROM accounts WHERE id = $1", account)
+            await pool.execute("DELETE FROM accounts WHERE id = $1", account)
             await worker.disconnect()
 
     asyncio.run(go())

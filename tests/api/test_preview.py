@@ -187,7 +187,9 @@ def test_preview_needs_workflow_read(tenant: MakeTenant, db_sync: Db) -> None:
     t = tenant()
     wf, tr = with_trigger(t, CONTACT_TRIGGER)
     path = f"/workflows/{wf}/trigger/{tr}/preview"
-    key, _ = db_sync.run(lambda c: accounts.create_key(c, t.account_id, [scopes.SCOPE_EVENTS_WRITE]))
+    key, _ = db_sync.run(
+        lambda c: accounts.create_key(c, t.account_id, [scopes.SCOPE_EVENTS_WRITE])
+    )
     with keyed(t, key) as writer:
         problem(writer.get(path), 403, errors.FORBIDDEN)
     with keyed(t, "not-a-key") as nobody:

@@ -9,10 +9,6 @@ from typing import Any
 
 from pipelines import projection
 from pipelines.enrollment import (
-    BLOCKED_ALREADY_ENROLLED,
-    BLOCKED_CONTACT_DELETED,
-    BLOCKED_COOLDOWN,
-    BLOCKED_LOOP_DEPTH,
     Last,
     decide,
     enrollment_id,
@@ -22,6 +18,7 @@ from pipelines.enrollment import (
 from pipelines.examples import all_of, cond
 from pipelines.index import CompiledTrigger, TriggerIndex, TriggerSpec
 from pipelines.messages import Envelope, Event, Metadata
+from pipelines.reasons import Blocked
 from pipelines.triggers import validate_trigger
 
 ACCOUNT = uuid.uuid4()
@@ -98,11 +95,11 @@ def test_single_blocks_second_match_in_a_batch_and_after_history() -> None:
                              index_of(single), {})  # fmt: skip
     enrollments, logs = decide(matches, {}, NOW)
     assert len(enrollments) == 1
-    assert [g.failure_reason for g in logs] == [None, BLOCKED_ALREADY_ENROLLED]
+    assert [g.failure_reason for g in logs] == [None, Blocked.ALREADY_ENROLLED.text]
     history = {(ACCOUNT, single.workflow_id, contact): Last(uuid.uuid4(), NOW)}
     enrollments, logs = decide(matches[:1], history, NOW)
     assert enrollments == []
-    assert [g.failure_reason for g in logs] == [BLOCKED_ALREADY_ENROLLED]
+    assert [g.failure_reason for g in logs] == [Blocked.ALREADY_ENROLLED.text]
 
 
 def test_redelivered_event_is_skipped_silently() -> None:
@@ -120,19 +117,19 @@ def test_cooldown_loop_depth_and_deleted_contacts() -> None:
     recent = {
         (ACCOUNT, cooled.workflow_id, contact): Last(uuid.uuid4(), NOW - timedelta(seconds=30))
     }
-    assert [g.failure_reason for g in decide(matches, recent, NOW)[1]] == [BLOCKED_COOLDOWN]
+    assert [g.failure_reason for g in decide(matches, recent, NOW)[1]] == [Blocked.COOLDOWN.text]
     old = {(ACCOUNT, cooled.workflow_id, contact): Last(uuid.uuid4(), NOW - timedelta(seconds=90))}
     assert len(decide(matches, old, NOW)[0]) == 1
 
     deep, _, _ = evaluate([tag_event("a", depth=11)], index_of(cooled), {})
     assert [g.failure_reason for g in decide(deep, {}, NOW, loop_limit=10)[1]] == [
-        BLOCKED_LOOP_DEPTH
+        Blocked.LOOP_DEPTH_EXCEEDED.text
     ]
 
     gone = uuid.uuid4()
     contacts = {(ACCOUNT, gone): projection.Contact(deleted=True)}
     matched, _, _ = evaluate([tag_event("a", gone)], index_of(cooled), contacts)
-    assert [g.failure_reason for g in decide(matched, {}, NOW)[1]] == [BLOCKED_CONTACT_DELETED]
+    assert [g.failure_reason for g in decide(matched, {}, NOW)[1]] == [Blocked.CONTACT_DELETED.text]
 
 
 def test_enrollment_carries_the_event_and_a_deterministic_id() -> None:

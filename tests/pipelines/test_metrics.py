@@ -13,7 +13,16 @@ import pytest
 from pipelines import stream_metrics as sm
 from pipelines.enrollment import BusinessHours, LogEntry, decide, evaluate
 from pipelines.messages import Rejected, decode
-from pipelines.metrics import REDACTED, MetricDef, Registry, distribution, percentiles, total
+from pipelines.metrics import (
+    REDACTED,
+    MetricDef,
+    Registry,
+    by_tag,
+    distribution,
+    percentiles,
+    total,
+)
+from pipelines.reasons import Blocked, DeadLetter, blocked_of
 from pipelines.stats_report import build_report
 from tests.pipelines.test_enrollment import ACCOUNT, index_of, spec, tag_event
 
@@ -130,7 +139,7 @@ def test_dead_letter_reasons_of_the_decoder_map_to_fixed_codes(
 ) -> None:
     rejected = decode("hairtrigger:events:1", "1-0", raw)
     assert isinstance(rejected, Rejected)
-    assert sm.dead_letter_code(rejected.reason) == code
+    assert rejected.code == code
 
 
 def _envelope(**changes: Any) -> bytes:
@@ -162,18 +171,21 @@ def _envelope(**changes: Any) -> bytes:
 def test_every_envelope_rejection_has_a_code(raw: bytes, code: str) -> None:
     rejected = decode("hairtrigger:events:1", "1-0", raw)
     assert isinstance(rejected, Rejected), rejected
-    assert sm.dead_letter_code(rejected.reason) == code
+    assert rejected.code == code
 
 
-def test_worker_and_consumer_reasons_have_codes_and_unknown_ones_are_other() -> None:
-    assert sm.dead_letter_code(f"unknown account_id {uuid.uuid4()}") == "unknown_account"
-    assert sm.dead_letter_code("delivered more than 10 times without success") == (
-        "too_many_deliveries")  # fmt: skip
-    assert sm.dead_letter_code("entry trimmed from the stream before it was processed") == (
-        "trimmed")  # fmt: skip
-    assert sm.dead_letter_code("something new") == "other"
-    assert sm.blocked_code("blocked: already_enrolled") == "already_enrolled"
-    assert sm.blocked_code("blocked: martian") == "other"
+def test_dead_letters_are_counted_by_their_code_whatever_the_reason_says() -> None:
+    reg = Registry(sm.PARTITION_METRICS)
+    sm.record_dead_letters(reg, 0, [
+        Rejected("hairtrigger:events:1", "1-0", b"", DeadLetter.UNKNOWN_ACCOUNT, "reworded"),
+        Rejected("hairtrigger:events:1", "2-0", b"", DeadLetter.TRIMMED, "anything at all"),
+    ])  # fmt: skip
+    snap = reg.snapshot()
+    where = {"partition": "0", "shard": "1"}
+    assert by_tag(snap, sm.DEAD_LETTERED, "reason", where) == {"unknown_account": 1, "trimmed": 1}
+    assert set(sm.DEAD_LETTER_CODES) == {c.value for c in DeadLetter}
+    assert blocked_of(Blocked.ALREADY_ENROLLED.text) is Blocked.ALREADY_ENROLLED
+    assert blocked_of("blocked: martian") is None
     assert sm.category_of("deal.won") == "pipeline"
     assert sm.category_of("contact.deleted") == "contact"
 
@@ -181,9 +193,10 @@ def test_worker_and_consumer_reasons_have_codes_and_unknown_ones_are_other() -> 
 def test_dead_letters_are_counted_per_shard_and_code() -> None:
     reg = Registry(sm.PARTITION_METRICS)
     sm.record_dead_letters(reg, 1, [
-        ("hairtrigger:events:3", "invalid envelope: JSON is malformed: x"),
-        ("hairtrigger:events:3", f"unknown account_id {uuid.uuid4()}"),
-        ("hairtrigger:events:5", "invalid envelope: JSON is malformed: y"),
+        Rejected("hairtrigger:events:3", "1-0", b"x", DeadLetter.INVALID_JSON, "malformed: x"),
+        Rejected("hairtrigger:events:3", "2-0", b"", DeadLetter.UNKNOWN_ACCOUNT,
+                 f"unknown account_id {uuid.uuid4()}"),
+        Rejected("hairtrigger:events:5", "3-0", b"y", DeadLetter.INVALID_JSON, "malformed: y"),
     ])  # fmt: skip
     snap = reg.snapshot()
     assert total(snap, sm.DEAD_LETTERED) == 3
@@ -240,7 +253,7 @@ def test_a_batch_is_tallied_per_shard_and_category_with_queued_blocked_and_error
     enrollments, decided = decide(matches, {}, now, 10, weekend)
     broken = LogEntry(ACCOUNT, hot.workflow_id, hot.trigger_id, contact,
                       events[2].envelope.event_id, "contact.tag_added", False, False,
-                      "error: ZeroDivisionError: boom")  # fmt: skip
+                      error="error: ZeroDivisionError: boom")  # fmt: skip
     reg = Registry(sm.PARTITION_METRICS)
     committed = sm.entry_ms(events[0].entry_id) + 25.0
     sm.record_batch(reg, 0, events, matches, enrollments, [*logs, *decided, broken], committed)
@@ -256,10 +269,7 @@ def test_a_batch_is_tallied_per_shard_and_category_with_queued_blocked_and_error
     assert (latency.count, latency.low, latency.high) == (3, 25.0, 25.0)
 
 
-def test_retention_losses_count_as_trimmed() -> None:
-    from pipelines.stream_metrics import dead_letter_code
-    from streams.consumer import TRIMMED_REASON
-    from streams.retention import LOST_REASON
+def test_retention_losses_carry_the_trimmed_code() -> None:
+    from streams.shards import _trimmed
 
-    assert dead_letter_code(f"12 after 1-0 up to this id {LOST_REASON}") == "trimmed"
-    assert dead_letter_code(TRIMMED_REASON) == "trimmed"
+    assert _trimmed("hairtrigger:events:1", "1-0").code is DeadLetter.TRIMMED

@@ -16,6 +16,7 @@ from pipelines.backtest import Backtest
 from pipelines.index import spec_from_config
 from pipelines.triggers import validate_trigger
 from store import backtest as reads
+from streams import ranges
 from streams.clients import async_client
 
 STREAM = "hairtrigger:test:backtest-reads"
@@ -39,7 +40,7 @@ def window(redis_url: str, start: int, end: int, page: int) -> list[list[str]]:
         conn = async_client(redis_url)
         try:
             return [[e[0].decode() for e in p]
-                    async for p in reads.read_window(conn, STREAM, start, end, page)]  # fmt: skip
+                    async for p in ranges.read_window(conn, STREAM, start, end, page)]  # fmt: skip
         finally:
             await conn.aclose()
 
@@ -73,7 +74,8 @@ def test_a_failed_read_leaves_the_gc_on(client: redis.Redis) -> None:
     async def go() -> Any:
         conn = async_client("redis://127.0.0.1:1/0")  # nothing listens there
         try:
-            await reads.run(Backtest(account, spec), None, conn, STREAM, 0, 1)  # type: ignore[arg-type]
+            pages = ranges.read_window(conn, STREAM, 0, 1)
+            await reads.run(Backtest(account, spec), None, STREAM, pages)  # type: ignore[arg-type]
         finally:
             await conn.aclose()
 
@@ -89,11 +91,11 @@ def test_a_reader_left_midway_does_not_poison_the_pool(client: redis.Redis, redi
     async def go() -> tuple[list[str], list[str]]:
         conn = async_client(redis_url)
         try:
-            pages = reads.read_window(conn, STREAM, 0, 10_000, 3)
+            pages = ranges.read_window(conn, STREAM, 0, 10_000, 3)
             first = await anext(pages)
             await pages.aclose()
             assert await conn.ping()
-            again = [e[0].decode() async for p in reads.read_window(conn, STREAM, 0, 10_000, 3)
+            again = [e[0].decode() async for p in ranges.read_window(conn, STREAM, 0, 10_000, 3)
                      for e in p]  # fmt: skip
             return [e[0].decode() for e in first], again
         finally:

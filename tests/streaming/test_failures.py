@@ -22,7 +22,7 @@ from hairtrigger import embedded
 from pipelines.examples import all_of, cond
 from store import config_sync
 from streams import names
-from streams.consumer import GROUP
+from streams.shards import GROUP
 from tests.conftest import Db, Tenant
 from tests.streaming.helpers import (
     Streams,

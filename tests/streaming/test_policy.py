@@ -7,13 +7,10 @@ import uuid
 from collections.abc import Callable
 
 from pipelines.enrollment import (
-    BLOCKED_ALREADY_ENROLLED,
-    BLOCKED_CONTACT_DELETED,
-    BLOCKED_COOLDOWN,
-    BLOCKED_LOOP_DEPTH,
     DEFAULT_LOOP_LIMIT,
 )
 from pipelines.examples import all_of, cond
+from pipelines.reasons import Blocked
 from tests.conftest import Db, Tenant
 from tests.streaming.helpers import (
     Streams,
@@ -79,7 +76,7 @@ def test_single_enrollment_blocks_second_match(
     streams.wait_drained()
     assert len(enrollments(db_sync, t.account_id)) == 1
     reasons = [r["failure_reason"] for r in logs(db_sync, t.account_id)]
-    assert reasons == [None, BLOCKED_ALREADY_ENROLLED, BLOCKED_ALREADY_ENROLLED]
+    assert reasons == [None, Blocked.ALREADY_ENROLLED.text, Blocked.ALREADY_ENROLLED.text]
 
 
 def test_multiple_enrollment_reenrolls_on_each_new_event(
@@ -103,7 +100,10 @@ def test_multiple_with_cooldown_blocks_until_it_passes(
     streams.send([tagged(t.account_id, contact), tagged(t.account_id, contact)])
     streams.wait_drained()
     assert len(enrollments(db_sync, t.account_id)) == 1
-    assert [r["failure_reason"] for r in logs(db_sync, t.account_id)] == [None, BLOCKED_COOLDOWN]
+    assert [r["failure_reason"] for r in logs(db_sync, t.account_id)] == [
+        None,
+        Blocked.COOLDOWN.text,
+    ]
 
 
 def test_deleted_contacts_never_enroll(
@@ -122,7 +122,7 @@ def test_deleted_contacts_never_enroll(
     streams.wait_drained()
     assert [r["contact_id"] for r in enrollments(db_sync, t.account_id)] == [kept]
     blocked = [r for r in logs(db_sync, t.account_id) if r["contact_id"] == gone]
-    assert [r["failure_reason"] for r in blocked] == [BLOCKED_CONTACT_DELETED]
+    assert [r["failure_reason"] for r in blocked] == [Blocked.CONTACT_DELETED.text]
 
 
 def test_loop_depth_over_the_limit_is_blocked(
@@ -139,7 +139,7 @@ def test_loop_depth_over_the_limit_is_blocked(
     streams.wait_drained()
     assert [r["contact_id"] for r in enrollments(db_sync, t.account_id)] == [ok]
     blocked = [r for r in logs(db_sync, t.account_id) if r["contact_id"] == looping]
-    assert [r["failure_reason"] for r in blocked] == [BLOCKED_LOOP_DEPTH]
+    assert [r["failure_reason"] for r in blocked] == [Blocked.LOOP_DEPTH_EXCEEDED.text]
 
 
 def test_duplicate_event_ids_enroll_once(

@@ -1,5 +1,6 @@
-"""The Redis side of a partition: reading its shards through the consumer group, dead letters,
-acknowledgements, claiming abandoned entries, publishing enrollments."""
+"""The Redis side of a partition (`streams.base.Shards`): reading its shards through the consumer
+group, dead letters, acknowledgements, claiming abandoned entries, publishing enrollments,
+retention and lag."""
 
 from __future__ import annotations
 
@@ -10,24 +11,36 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from pipelines.messages import Rejected
+from pipelines.messages import Rejected, encode_dead_letter
+from pipelines.reasons import DeadLetter
 from streams import names
+from streams.base import Entry
+from streams.events import publish_enrollments
+from streams.lag import ShardLag, shard_lag
+from streams.retention import StreamRetention
 
 log = logging.getLogger(__name__)
 
 GROUP = names.CONSUMER_GROUP
-Entry = tuple[str, str, dict[bytes, bytes] | None]  # (stream, entry id, fields)
 TRIMMED_REASON = "entry trimmed from the stream before it was processed"
 
 
-class StreamConsumer:
+class RedisShards:
     def __init__(
-        self, redis: Redis, consumer: str, streams: list[str], max_deliveries: int
+        self,
+        redis: Redis,
+        consumer: str,
+        shards: list[int],
+        max_deliveries: int,
+        retention_s: float = 0.0,
+        max_len: int = 0,
     ) -> None:
-        self.redis, self.consumer, self.streams = redis, consumer, streams
+        self.redis, self.consumer, self.shards = redis, consumer, shards
+        self.streams = [names.events_stream(s) for s in shards]
         self.max_deliveries = max_deliveries
         self.dead_lettered = 0
         self.on_dead_letter: Callable[[list[Rejected]], None] | None = None  # metrics
+        self._retention = StreamRetention(redis, self.streams, retention_s, max_len)
 
     async def ensure_groups(self) -> None:
         """Consumer groups start at the beginning: events written before the first start count."""
@@ -38,7 +51,10 @@ class StreamConsumer:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
-    async def read(
+    async def read_new(self, count: int, block_ms: int) -> list[Entry]:
+        return await self._read(">", count, block_ms)
+
+    async def _read(
         self, start: str, count: int, block: int | None, streams: list[str] | None = None
     ) -> list[Entry]:
         """New entries (`start` ">") or this consumer's pending ones ("0")."""
@@ -58,18 +74,19 @@ class StreamConsumer:
     ) -> tuple[list[Entry], bool]:
         """Own entries delivered before and never acknowledged, minus those delivered too often
         (dead-lettered instead). The flag says whether anything was pending at all."""
-        entries = await self.read("0", count, None, streams)
+        entries = await self._read("0", count, None, streams)
         if not entries:
             return [], False
         over = await self._over_delivered({(s, i) for s, i, _ in entries})
         if over:
             reason = f"delivered more than {self.max_deliveries} times without success"
             await self.dead_letter([
-                Rejected(s, i, (f or {}).get(names.EVENT_FIELD.encode(), b""), reason)
+                Rejected(s, i, (f or {}).get(names.EVENT_FIELD.encode(), b""),
+                         DeadLetter.TOO_MANY_DELIVERIES, reason)
                 for s, i, f in entries if (s, i) in over
             ])  # fmt: skip
             entries = [e for e in entries if (e[0], e[1]) not in over]
-        gone = [Rejected(s, i, b"", TRIMMED_REASON) for s, i, f in entries if f is None]
+        gone = [_trimmed(s, i) for s, i, f in entries if f is None]
         if gone:  # pending, then trimmed (stream_max_len): the data is lost, say so
             await self.dead_letter(gone)
             entries = [e for e in entries if e[2] is not None]
@@ -96,8 +113,7 @@ class StreamConsumer:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             for r in rejected:
-                fields: dict[Any, Any] = {"reason": r.reason, "stream": r.stream}
-                fields.update({"entry_id": r.entry_id, names.EVENT_FIELD: r.raw})
+                fields: Any = encode_dead_letter(r)
                 pipe.xadd(names.DLQ_STREAM, fields)
             await pipe.execute()
         await self.ack((r.stream, r.entry_id) for r in rejected)
@@ -121,10 +137,7 @@ class StreamConsumer:
             await pipe.execute()
 
     async def publish(self, payloads: list[bytes]) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for payload in payloads:
-                pipe.xadd(names.ENROLLMENTS_STREAM, {names.ENROLLMENT_FIELD: payload})
-            await pipe.execute()
+        await publish_enrollments(self.redis, payloads)
 
     async def claim_abandoned(self, idle_ms: int) -> bool:
         """Take over entries idle too long on consumers that are gone. Entries whose data was
@@ -136,8 +149,23 @@ class StreamConsumer:
             )
             claimed = claimed or bool(reply[1])
             gone = reply[2] if len(reply) > 2 else []
-            await self.dead_letter([
-                Rejected(name, g.decode() if isinstance(g, bytes) else g, b"", TRIMMED_REASON)
-                for g in gone
-            ])  # fmt: skip
+            await self.dead_letter(
+                [_trimmed(name, g.decode() if isinstance(g, bytes) else g) for g in gone]
+            )
         return claimed
+
+    async def trim(self, now_ms: int) -> list[Rejected]:
+        return await self._retention.run(now_ms)
+
+    async def lag(self) -> list[ShardLag]:
+        return await shard_lag(self.redis, self.shards)
+
+    async def ping(self) -> None:
+        await self.redis.ping()
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+def _trimmed(stream: str, entry_id: str) -> Rejected:
+    return Rejected(stream, entry_id, b"", DeadLetter.TRIMMED, TRIMMED_REASON)

@@ -1,0 +1,87 @@
+"""Entries into streams: routing each event to its shard (docs/contract.md §3), the one XADD of
+events that the gateway, the relay, the scheduler, the demo and the benchmarks share, and the
+publishing of enrollment entries."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+
+import redis
+from redis.asyncio import Redis
+
+from pipelines.sharding import shard_for
+from streams import names
+
+Item = tuple[str, bytes]  # (shard stream, envelope JSON)
+SPREAD_TTL_S = 5.0  # how long a router trusts an account's spread factor before re-reading it
+
+
+async def add_events(client: Redis, items: Sequence[Item]) -> None:
+    """XADD each envelope to its stream, in one round trip, in order."""
+    if not items:
+        return
+    async with client.pipeline(transaction=False) as pipe:
+        for stream, payload in items:
+            pipe.xadd(stream, {names.EVENT_FIELD: payload})
+        await pipe.execute()
+
+
+def add_events_sync(client: redis.Redis, items: Sequence[Item]) -> None:
+    """The same, for synchronous callers (the demo, benchmarks, locust)."""
+    if not items:
+        return
+    pipe = client.pipeline(transaction=False)
+    for stream, payload in items:
+        pipe.xadd(stream, {names.EVENT_FIELD: payload})
+    pipe.execute()
+
+
+async def publish_enrollments(client: Redis, payloads: Sequence[bytes]) -> None:
+    """Encoded enrollment entries (`pipelines.messages.encode_enrollment`) to the enrollments
+    stream, in one round trip."""
+    if not payloads:
+        return
+    async with client.pipeline(transaction=False) as pipe:
+        for payload in payloads:
+            pipe.xadd(names.ENROLLMENTS_STREAM, {names.ENROLLMENT_FIELD: payload})
+        await pipe.execute()
+
+
+class Router:
+    """Shard streams of events: the account's home shard, or one of `spread` shards from there
+    by contact when the account is spread (`hairtrigger:spread`, absent meaning 1). Spread
+    factors are read for a whole batch at once and kept `ttl_s` seconds."""
+
+    def __init__(self, shards: int, ttl_s: float = SPREAD_TTL_S) -> None:
+        self.shards = shards
+        self._ttl_s = ttl_s
+        self._spread: dict[str, tuple[int, float]] = {}
+
+    async def streams(
+        self, client: Redis, keys: Sequence[tuple[uuid.UUID | str, uuid.UUID | str | None]]
+    ) -> list[str]:
+        """The stream of each (account_id, contact_id)."""
+        spread = await self._spreads(client, {str(a).lower() for a, _ in keys})
+        return [
+            names.events_stream(shard_for(a, self.shards, c, spread[str(a).lower()]))
+            for a, c in keys
+        ]
+
+    async def _spreads(self, client: Redis, accounts: Iterable[str]) -> dict[str, int]:
+        now = time.monotonic()
+        stale = [a for a in accounts if self._spread.get(a, (1, -1e9))[1] < now - self._ttl_s]
+        if stale:
+            found = await client.hmget(names.SPREAD_KEY, stale)
+            for account, value in zip(stale, found, strict=True):
+                self._spread[account] = (_spread_of(value, self.shards), now)
+        return {a: self._spread[a][0] for a in accounts}
+
+
+def _spread_of(value: bytes | str | None, shards: int) -> int:
+    """A published factor, bounded to [1, shards]; anything unreadable counts as 1."""
+    try:
+        return max(1, min(int(value), shards)) if value is not None else 1
+    except ValueError:
+        return 1

@@ -1,0 +1,209 @@
+"""Shard streams in memory: the same `Shards` interface as Redis, for tests that run a whole batch
+step without a Redis server (as dramatiq's stub broker does). One `MemoryBroker` holds the
+streams, the consumer group's state and the dead-letter and enrollments streams; any number of
+`MemoryShards` consumers share it. Semantics follow Redis's: ids are `<ms>-<seq>`, a read of
+pending entries counts as a delivery, an entry trimmed while pending comes back without fields.
+Retention here trims by length only (`max_len`); time-based trimming is Redis's alone."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from pipelines.messages import Rejected, encode_dead_letter
+from pipelines.reasons import DeadLetter
+from streams import names
+from streams.base import Entry
+from streams.lag import ShardLag
+from streams.shards import TRIMMED_REASON
+
+Fields = dict[bytes, bytes]
+
+
+@dataclass
+class _Pending:
+    consumer: str
+    deliveries: int
+    delivered_at: float
+
+
+@dataclass
+class _Stream:
+    entries: dict[str, Fields] = field(default_factory=dict)  # insertion order = id order
+    last_delivered: tuple[int, int] = (0, 0)
+    pending: dict[str, _Pending] = field(default_factory=dict)
+
+
+def _id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class MemoryBroker:
+    def __init__(self) -> None:
+        self.streams: dict[str, _Stream] = {}
+        self._last = (0, 0)
+        self._added = asyncio.Event()
+
+    def add(self, stream: str, fields: dict[str, bytes | str]) -> str:
+        """XADD: a new entry with an id after every earlier one."""
+        ms = int(time.time() * 1000)
+        self._last = (ms, 0) if ms > self._last[0] else (self._last[0], self._last[1] + 1)
+        entry_id = f"{self._last[0]}-{self._last[1]}"
+        encoded = {k.encode(): v if isinstance(v, bytes) else v.encode() for k, v in fields.items()}
+        self.streams.setdefault(stream, _Stream()).entries[entry_id] = encoded
+        self._added.set()
+        return entry_id
+
+    def add_event(self, stream: str, payload: bytes) -> str:
+        return self.add(stream, {names.EVENT_FIELD: payload})
+
+    def entries(self, stream: str) -> list[tuple[str, Fields]]:
+        return list(self.streams.get(stream, _Stream()).entries.items())
+
+    def delete(self, stream: str, entry_id: str) -> None:
+        """XDEL: the entry goes; a consumer that has it pending gets it back without fields."""
+        self.streams.get(stream, _Stream()).entries.pop(entry_id, None)
+
+    async def wait_for_entries(self, timeout_s: float) -> None:
+        self._added.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._added.wait(), timeout_s)
+
+
+class MemoryShards:
+    """One consumer of the group, over its shards."""
+
+    def __init__(
+        self,
+        broker: MemoryBroker,
+        consumer: str,
+        shards: list[int],
+        max_deliveries: int,
+        max_len: int = 0,
+    ) -> None:
+        self.broker, self.consumer, self.shards = broker, consumer, shards
+        self.streams = [names.events_stream(s) for s in shards]
+        self.max_deliveries, self.max_len = max_deliveries, max_len
+        self.dead_lettered = 0
+        self.on_dead_letter: Callable[[list[Rejected]], None] | None = None
+
+    def _stream(self, name: str) -> _Stream:
+        return self.broker.streams.setdefault(name, _Stream())
+
+    async def ensure_groups(self) -> None:
+        for name in self.streams:
+            self._stream(name)
+
+    async def read_new(self, count: int, block_ms: int) -> list[Entry]:
+        entries = self._deliver_new(count)
+        if not entries and block_ms:
+            await self.broker.wait_for_entries(block_ms / 1000)
+            entries = self._deliver_new(count)
+        return entries
+
+    def _deliver_new(self, count: int) -> list[Entry]:
+        out: list[Entry] = []
+        now = time.monotonic()
+        for name in self.streams:
+            stream = self._stream(name)
+            fresh = [(i, f) for i, f in stream.entries.items() if _id(i) > stream.last_delivered]
+            for entry_id, fields in fresh[:count]:
+                stream.pending[entry_id] = _Pending(self.consumer, 1, now)
+                stream.last_delivered = _id(entry_id)
+                out.append((name, entry_id, fields))
+        return out
+
+    async def read_pending(
+        self, count: int, streams: list[str] | None = None
+    ) -> tuple[list[Entry], bool]:
+        entries: list[Entry] = []
+        now = time.monotonic()
+        for name in streams or self.streams:
+            stream = self._stream(name)
+            mine = [i for i, p in stream.pending.items() if p.consumer == self.consumer]
+            for entry_id in sorted(mine, key=_id)[:count]:
+                p = stream.pending[entry_id]
+                p.deliveries, p.delivered_at = p.deliveries + 1, now
+                entries.append((name, entry_id, stream.entries.get(entry_id)))
+        if not entries:
+            return [], False
+        over = {
+            (s, i)
+            for s, i, _ in entries
+            if self._stream(s).pending[i].deliveries > self.max_deliveries
+        }
+        if over:
+            reason = f"delivered more than {self.max_deliveries} times without success"
+            await self.dead_letter(
+                [
+                    Rejected(s, i, (f or {}).get(names.EVENT_FIELD.encode(), b""),
+                             DeadLetter.TOO_MANY_DELIVERIES, reason)
+                    for s, i, f in entries
+                    if (s, i) in over
+                ]
+            )  # fmt: skip
+            entries = [e for e in entries if (e[0], e[1]) not in over]
+        gone = [
+            Rejected(s, i, b"", DeadLetter.TRIMMED, TRIMMED_REASON)
+            for s, i, f in entries
+            if f is None
+        ]
+        if gone:
+            await self.dead_letter(gone)
+            entries = [e for e in entries if e[2] is not None]
+        return entries, True
+
+    async def ack(self, ids: Iterable[tuple[str, str]]) -> None:
+        for name, entry_id in ids:
+            self._stream(name).pending.pop(entry_id, None)
+
+    async def dead_letter(self, rejected: list[Rejected]) -> None:
+        if not rejected:
+            return
+        for r in rejected:
+            self.broker.add(names.DLQ_STREAM, dict(encode_dead_letter(r)))
+        await self.ack((r.stream, r.entry_id) for r in rejected)
+        self.dead_lettered += len(rejected)
+        if self.on_dead_letter is not None:
+            self.on_dead_letter(rejected)
+
+    async def publish(self, payloads: list[bytes]) -> None:
+        for payload in payloads:
+            self.broker.add(names.ENROLLMENTS_STREAM, {names.ENROLLMENT_FIELD: payload})
+
+    async def claim_abandoned(self, idle_ms: int) -> bool:
+        claimed = False
+        cutoff = time.monotonic() - idle_ms / 1000
+        for name in self.streams:
+            stream = self._stream(name)
+            for p in stream.pending.values():
+                if p.consumer != self.consumer and p.delivered_at <= cutoff:
+                    p.consumer, p.delivered_at = self.consumer, time.monotonic()
+                    claimed = True
+        return claimed
+
+    async def trim(self, now_ms: int) -> list[Rejected]:
+        if self.max_len:
+            for name in self.streams:
+                stream = self._stream(name)
+                for entry_id in list(stream.entries)[: max(len(stream.entries) - self.max_len, 0)]:
+                    del stream.entries[entry_id]
+        return []
+
+    async def lag(self) -> list[ShardLag]:
+        out = []
+        for shard, name in zip(self.shards, self.streams, strict=True):
+            stream = self._stream(name)
+            undelivered = sum(_id(i) > stream.last_delivered for i in stream.entries)
+            out.append(ShardLag(shard, len(stream.entries), len(stream.pending), undelivered))
+        return out
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None

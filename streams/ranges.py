@@ -1,0 +1,52 @@
+"""Range reads of a shard stream for backtests: a window of entries a page at a time, and when
+the oldest retained entry was added."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+
+from pipelines.backtest import RawEntry
+
+PAGE = 2000  # entries per XRANGE: about 10 ms of replay, then the event loop serves others
+
+
+async def read_window(
+    redis: Redis, name: str, start_ms: int, end_ms: int, page: int = PAGE
+) -> AsyncIterator[list[RawEntry]]:
+    """The stream's entries with ids in [start_ms, end_ms), a page at a time. The next page is
+    asked for before the current one is handed out, so Redis works while the caller does.
+    Replies skip redis-py's per-entry conversion: [id, [field, value, ...]] as sent."""
+    pool = redis.connection_pool
+    conn: Any = await pool.get_connection()  # type: ignore[no-untyped-call]
+    done = False
+    try:
+        start, end = f"{start_ms}-0", f"({end_ms}-0"
+        await conn.send_command("XRANGE", name, start, end, "COUNT", page)
+        while True:
+            entries: list[RawEntry] = await conn.read_response()
+            if len(entries) == page:
+                last: bytes = entries[-1][0]
+                await conn.send_command("XRANGE", name, b"(" + last, end, "COUNT", page)
+            if entries:
+                yield entries
+            if len(entries) < page:
+                break
+        done = True
+    finally:
+        if not done:  # a reply may still be on its way: this connection cannot be reused
+            await conn.disconnect()
+        await pool.release(conn)
+
+
+async def first_entry_time(redis: Redis, name: str) -> datetime | None:
+    """When the oldest entry still retained in the stream was added (None: empty)."""
+    found: Any = await redis.xrange(name, "-", "+", count=1)
+    if not found:
+        return None
+    entry_id = found[0][0]
+    ms = int((entry_id.decode() if isinstance(entry_id, bytes) else entry_id).split("-")[0])
+    return datetime.fromtimestamp(ms / 1000, UTC)
