@@ -3,7 +3,8 @@ projection, with the matcher's semantics (pipelines/compiler.py, pipelines/value
 
 The condition is built from fixed templates only: every value and every field name travels as a
 query parameter, so no input ever becomes SQL text. The SQL helper functions (`ht_key`,
-`ht_num`, ...) are the value rules of pipelines/values.py, written by migration 0004_preview.
+`ht_num`, ...) are the value rules of pipelines/values.py, written by the repeatable migrations
+store/repeatable/*.sql.
 
 Conditions that are not about the contact (event fields, form answers, the previous state,
 changed*) are *not previewable*: some event can satisfy them, so they count as true (an AND

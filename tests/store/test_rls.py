@@ -19,7 +19,7 @@ TENANT_TABLES = (
     "workflow_enrollments", "trigger_execution_logs", "contact_dates", "time_agenda",
     "recurring_runs", "trigger_stats", "ingest_outbox", "idempotency_keys",
 )  # fmt: skip
-OWNER_ONLY = ("schema_migrations", "enrollment_outbox", "time_watermarks")
+OWNER_ONLY = ("schema_migrations", "repeatable_migrations", "enrollment_outbox", "time_watermarks")
 
 
 async def _two_accounts(conn: Any) -> tuple[uuid.UUID, uuid.UUID]:
