@@ -14,15 +14,9 @@ from pipelines.enrollment import (
     DEFAULT_LOOP_LIMIT,
 )
 from pipelines.examples import all_of, cond
-from tests.conftest import Db, Tenant
-from tests.streaming.helpers import (
-    Streams,
-    active_workflow,
-    enrollments,
-    event,
-    logs,
-    tenants_on_shards,
-)
+from tests.support.db import Db, enrollments, logs
+from tests.support.factories import Tenant, active_workflow, event, tenants_on_shards
+from tests.support.streams import Streams
 
 MakeTenant = Callable[..., Tenant]
 HOT = all_of(cond("tag", "equals", "hot"))

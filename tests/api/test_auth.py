@@ -11,8 +11,9 @@ import pytest
 from hairtrigger import names
 from pipelines import errors
 from pipelines.examples import trigger_body
-from tests.api.helpers import new_trigger, new_workflow, problem
-from tests.conftest import Db, Tenant, keyed
+from tests.support.db import Db
+from tests.support.factories import Tenant, keyed, new_trigger, new_workflow
+from tests.support.problems import problem
 
 MakeTenant = Callable[..., Tenant]
 

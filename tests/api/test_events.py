@@ -12,8 +12,8 @@ import redis
 from hairtrigger import names
 from pipelines import errors
 from pipelines.sharding import shard_for
-from tests.api.helpers import problem
-from tests.conftest import Tenant
+from tests.support.factories import Tenant
+from tests.support.problems import problem
 
 MakeTenant = Callable[..., Tenant]
 

@@ -22,9 +22,11 @@ from pipelines import errors
 from pipelines import idempotency as rules
 from pipelines.ratelimit import Budget
 from store import accounts
-from tests.api.helpers import problem
 from tests.api.test_events import envelope, stream_events
-from tests.conftest import Db, Tenant, keyed, serve, tenant_factory
+from tests.support.db import Db
+from tests.support.factories import Tenant, keyed, tenant_factory
+from tests.support.problems import problem
+from tests.support.servers import serve
 
 MakeTenant = Callable[..., Tenant]
 tenants = contextlib.contextmanager(tenant_factory)

@@ -16,9 +16,12 @@ from api.app import create_app
 from hairtrigger import names
 from hairtrigger.config import Settings
 from pipelines.examples import all_of, cond
-from tests.conftest import Db, serve, tenant_factory
-from tests.proxy import TcpProxy
-from tests.streaming.helpers import Streams, active_workflow, enrollments, event, wait_until
+from tests.support.db import Db, enrollments
+from tests.support.factories import active_workflow, event, tenant_factory
+from tests.support.proxy import TcpProxy
+from tests.support.servers import serve
+from tests.support.streams import Streams
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -12,9 +12,11 @@ import pytest
 from api.app import create_app
 from hairtrigger.config import Settings
 from pipelines import errors
-from tests.api.helpers import problem
-from tests.conftest import Db, Tenant, serve, tenant_factory
-from tests.proxy import TcpProxy
+from tests.support.db import Db
+from tests.support.factories import Tenant, tenant_factory
+from tests.support.problems import problem
+from tests.support.proxy import TcpProxy
+from tests.support.servers import serve
 
 
 @pytest.fixture

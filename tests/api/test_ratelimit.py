@@ -28,10 +28,12 @@ from hairtrigger.config import Settings
 from pipelines import errors
 from pipelines.ratelimit import Budget, Decision
 from store import accounts
-from tests.api.helpers import problem
 from tests.api.test_events import envelope, stream_events
-from tests.conftest import Db, Tenant, free_port, keyed, serve, tenant_factory
-from tests.streaming.helpers import wait_until
+from tests.support.db import Db
+from tests.support.factories import Tenant, keyed, tenant_factory
+from tests.support.problems import problem
+from tests.support.servers import free_port, serve
+from tests.support.wait import wait_until
 
 MakeTenant = Callable[..., Tenant]
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,8 @@ from hairtrigger import names
 from hairtrigger.redis_clients import gateway_client
 from store import accounts, db, ingest
 from store.migrate import migrate
-from tests.conftest import Db, with_database
+from tests.support.db import Db
+from tests.support.servers import with_database
 
 EVENTS = 20
 

@@ -1,6 +1,6 @@
 """GET /api/v1/stats without partition actors: the Redis and Postgres figures, system-wide,
 the same for every operator key (scope stats:read; issue 6). With actors:
-tests/streaming/test_metrics.py."""
+tests/actors/test_metrics.py."""
 
 from __future__ import annotations
 
@@ -16,9 +16,11 @@ from api.app import create_app
 from hairtrigger import names
 from hairtrigger.config import Settings
 from pipelines import errors
-from tests.api.helpers import problem
-from tests.conftest import Db, Tenant, serve, tenant_factory
-from tests.proxy import TcpProxy
+from tests.support.db import Db
+from tests.support.factories import Tenant, tenant_factory
+from tests.support.problems import problem
+from tests.support.proxy import TcpProxy
+from tests.support.servers import serve
 
 MakeTenant = Callable[..., Tenant]
 

@@ -19,10 +19,11 @@ from api.app import create_app
 from hairtrigger import embedded
 from hairtrigger.config import Settings
 from loadtest.check import Row, Sent, Thresholds, judge
-from tests.conftest import Db, free_port, own_servers, serve
-from tests.streaming.helpers import wait_until
+from tests.support.db import Db
+from tests.support.servers import free_port, own_servers, serve
+from tests.support.wait import wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LOCUST = Path(sys.executable).parent / "locust"
 # `hairtrigger up` consumes with the same group and consumer names as the session's partition
 # actors: it gets a Redis database of its own (like test_up_restart's 10).

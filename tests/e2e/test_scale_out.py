@@ -31,8 +31,11 @@ from hairtrigger import embedded, names
 from hairtrigger.config import Settings
 from pipelines.examples import all_of, cond
 from pipelines.sharding import partition_for, shard_for
-from tests.conftest import Db, Tenant, free_port, own_servers, tenant_factory
-from tests.streaming.helpers import Streams, active_workflow, event, wait_until
+from tests.support.db import Db
+from tests.support.factories import Tenant, active_workflow, event, tenant_factory
+from tests.support.servers import free_port, own_servers
+from tests.support.streams import Streams
+from tests.support.wait import wait_until
 
 PARTITIONS = 2
 MORE_PARTITIONS = 4

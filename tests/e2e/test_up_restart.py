@@ -21,8 +21,10 @@ import redis
 from hairtrigger import embedded, names
 from pipelines.examples import all_of, cond
 from pipelines.sharding import shard_for
-from tests.conftest import Db, free_port, own_servers
-from tests.streaming.helpers import event, wait_until
+from tests.support.db import Db
+from tests.support.factories import event
+from tests.support.servers import free_port, own_servers
+from tests.support.wait import wait_until
 
 SHARDS = 4
 

@@ -31,7 +31,8 @@ from api.app import create_app
 from hairtrigger import cli, embedded, serving
 from hairtrigger.config import Settings
 from store import accounts
-from tests.conftest import UP_REDIS_DB, Db, free_port, own_servers
+from tests.support.db import Db
+from tests.support.servers import UP_REDIS_DB, free_port, own_servers
 
 
 @dataclass(frozen=True)

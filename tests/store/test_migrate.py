@@ -13,7 +13,8 @@ import pytest
 from hairtrigger import embedded
 from store import db
 from store.migrate import migrate, migration_files
-from tests.conftest import Db, with_database
+from tests.support.db import Db
+from tests.support.servers import with_database
 
 TABLES = {
     "accounts", "api_keys", "workflows", "workflow_triggers", "trigger_audit_log", "contacts",

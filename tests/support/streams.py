@@ -1,41 +1,18 @@
-"""Helpers for end-to-end tests through the streams."""
+"""Redis Streams as a test sees them: send events to their shard, read the dead letters and the
+published enrollments, wait for the shards to drain."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from collections.abc import Iterable
 from typing import Any
 
-import httpx
 import orjson
 import redis
 
 from hairtrigger import names
 from pipelines.sharding import shard_for
-from tests.conftest import Db
-
-WAIT_SECONDS = 60.0
-
-
-def event(
-    account_id: uuid.UUID,
-    event_type: str,
-    contact_id: uuid.UUID | None = None,
-    *,
-    depth: int = 0,
-    event_id: uuid.UUID | None = None,
-    **data: Any,
-) -> dict[str, Any]:
-    return {
-        "event_id": str(event_id or uuid.uuid4()),
-        "event_type": event_type,
-        "account_id": str(account_id),
-        "timestamp": datetime.now(UTC).isoformat(),
-        "data": {"contact_id": str(contact_id or uuid.uuid4()), **data},
-        "metadata": {"source": "test", "depth": depth},
-    }
+from tests.support.wait import wait_until
 
 
 class Streams:
@@ -87,66 +64,3 @@ class Streams:
 
     def wait_drained(self) -> None:
         wait_until(self.drained, "the shards to drain")
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout: float = WAIT_SECONDS) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
-
-
-def enrollments(db: Db, account_id: uuid.UUID) -> list[dict[str, Any]]:
-    return db.fetch(
-        "SELECT * FROM workflow_enrollments WHERE account_id = $1 ORDER BY enrolled_at",
-        account_id,
-    )
-
-
-def logs(db: Db, account_id: uuid.UUID) -> list[dict[str, Any]]:
-    return db.fetch(
-        "SELECT * FROM trigger_execution_logs WHERE account_id = $1 ORDER BY id", account_id
-    )
-
-
-def active_workflow(
-    client: httpx.Client,
-    trigger_type: str,
-    trigger_event: str,
-    filters: dict[str, Any] | None = None,
-    settings: dict[str, Any] | None = None,
-    status: str = "active",
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A workflow with this trigger, moved to `status` (active unless told)."""
-    workflow = client.post("/workflows", json={"name": f"on {trigger_event}"}).json()
-    trigger = client.post(
-        f"/workflows/{workflow['id']}/trigger",
-        json={"trigger_type": trigger_type, "trigger_event": trigger_event,
-              "filters": filters, "settings": settings or {}},
-    )  # fmt: skip
-    assert trigger.status_code == 201, trigger.text
-    if status != "draft":
-        moved = client.patch(f"/workflows/{workflow['id']}", json={"status": "active"})
-        assert moved.status_code == 200, moved.text
-    if status == "paused":
-        moved = client.patch(f"/workflows/{workflow['id']}", json={"status": "paused"})
-        assert moved.status_code == 200, moved.text
-    return workflow, trigger.json()
-
-
-def tenants_on_shards(
-    make: Callable[..., Any], streams: Streams, want: Callable[[int, int], bool], tries: int = 40
-) -> tuple[Any, Any]:
-    """Two new tenants whose shards (a, b) satisfy `want(a, b)`."""
-    first = make()
-    shard = streams.shards
-    a = shard_for(first.account_id, shard)
-    for _ in range(tries):
-        second = make()
-        if want(a, shard_for(second.account_id, shard)):
-            return first, second
-    raise AssertionError("no pair of accounts on the wanted shards")
