@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from api.app import create_app
@@ -21,7 +19,7 @@ from hairtrigger.config import Settings
 from loadtest.check import Row, Sent, Thresholds, judge
 from tests.support.db import Db
 from tests.support.servers import free_port, own_servers, serve
-from tests.support.wait import wait_until
+from tests.support.up import Up
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUST = Path(sys.executable).parent / "locust"
@@ -49,38 +47,6 @@ def locust(env: dict[str, str], base: str, *args: str) -> tuple[int, str]:
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300, check=False)  # fmt: skip
     return done.returncode, done.stdout + done.stderr
-
-
-class Up:
-    """`hairtrigger up` as a subprocess. Its output goes to a file: a pipe nobody reads while
-    locust runs would fill up with access log lines and stall the server."""
-
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        port = free_port()
-        self.base = f"http://127.0.0.1:{port}"
-        self.log = cwd / "up.log"
-        with self.log.open("w") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hairtrigger.cli", "up", "--port", str(port)],
-                env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-
-    def wait_healthy(self) -> None:
-        def healthy() -> bool:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                return httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(healthy, "hairtrigger up to serve", timeout=120)
-
-    def stop(self) -> str:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=120)
-        output = self.log.read_text()
-        assert self.proc.returncode == 0, output
-        return output
 
 
 def _count(text: str) -> int:
