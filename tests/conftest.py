@@ -17,6 +17,7 @@ from hairtrigger.config import Settings
 from tests.support import engine, servers
 from tests.support.db import Db
 from tests.support.factories import Tenant, tenant_factory
+from tests.support.proxy import TcpProxy, proxied
 from tests.support.streams import Streams
 
 pytest_plugins = ("tests.support.ordering",)
@@ -62,6 +63,15 @@ def api_url(settings: Settings) -> Iterator[str]:
 def tenant(db_sync: Db, api_url: str) -> Iterator[Callable[..., Tenant]]:
     """Factory: a new account with an API key (all scopes unless told) and an HTTP client."""
     yield from tenant_factory(db_sync, api_url)
+
+
+@pytest.fixture
+def proxy(settings: Settings) -> Iterator[TcpProxy]:
+    """A TcpProxy in front of the session's Redis: cut() makes it unreachable for whoever
+    connects through it (proxy.through), while everyone else keeps using it."""
+    assert settings.redis_url is not None
+    with proxied(settings.redis_url, 6379) as found:
+        yield found
 
 
 @pytest.fixture(scope="session")

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
-import pytest
 import redis
 
 from api.app import create_app
@@ -119,15 +118,6 @@ def test_stats_are_documented_in_openapi(tenant: MakeTenant) -> None:
     )
     assert {"401", "403"} <= set(get["responses"])
     assert "stats:read" in get["description"]
-
-
-@pytest.fixture
-def proxy(settings: Settings) -> Iterator[TcpProxy]:
-    assert settings.redis_url is not None
-    parts = urlsplit(settings.redis_url)
-    found = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379)
-    yield found
-    found.close()
 
 
 def test_stats_without_redis_are_a_503_problem(
