@@ -4,7 +4,6 @@ with nothing running fail with exit code 1. The verdict's failure modes, one by 
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -18,14 +17,11 @@ from hairtrigger import embedded
 from hairtrigger.config import Settings
 from loadtest.check import Row, Sent, Thresholds, judge
 from tests.support.db import Db
-from tests.support.servers import free_port, own_servers, serve
+from tests.support.servers import LOCUST_REDIS_DB, free_port, own_servers, serve
 from tests.support.up import Up
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUST = Path(sys.executable).parent / "locust"
-# `hairtrigger up` consumes with the same group and consumer names as the session's partition
-# actors: it gets a Redis database of its own (like test_up_restart's 10).
-LOCUST_REDIS_DB = int(os.environ.get("HT_LOCUST_REDIS_DB", "13"))
 SHARDS = 4
 SUMMARY = re.compile(r"hairtrigger check: ([\d,]+) events sent -> ([\d,]+) enrolled exactly once")
 

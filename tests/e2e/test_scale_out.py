@@ -32,7 +32,7 @@ from pipelines.examples import all_of, cond
 from pipelines.sharding import partition_for, shard_for
 from tests.support.db import Db
 from tests.support.factories import Tenant, active_workflow, event, tenant_factory
-from tests.support.servers import free_port, own_servers
+from tests.support.servers import SCALE_OUT_REDIS_DB, free_port, own_servers
 from tests.support.streams import Streams
 from tests.support.up import Up
 from tests.support.wait import wait_until
@@ -139,11 +139,6 @@ class Cluster:
         found = [i for i, n in nodes.items() if n["port"] == node.node_manager_port]
         assert len(found) == 1, nodes
         return found[0]
-
-
-# `up` runs consumers named like the session's partition actors (partition-0, ...): on the
-# session's Redis db they would take each other's entries. The tests' own db, emptied first.
-SCALE_OUT_REDIS_DB = 12
 
 
 @pytest.fixture

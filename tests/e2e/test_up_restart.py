@@ -22,7 +22,7 @@ from pipelines.examples import all_of, cond
 from pipelines.sharding import shard_for
 from tests.support.db import Db
 from tests.support.factories import event
-from tests.support.servers import own_servers
+from tests.support.servers import UP_RESTART_REDIS_DB, own_servers
 from tests.support.up import Up
 from tests.support.wait import wait_until
 
@@ -31,7 +31,7 @@ SHARDS = 4
 
 @pytest.fixture
 def own_services(services: embedded.Services) -> Iterator[dict[str, str]]:
-    with own_servers(services, "ht_up", 10, SHARDS) as env:
+    with own_servers(services, "ht_up", UP_RESTART_REDIS_DB, SHARDS) as env:
         yield env
 
 

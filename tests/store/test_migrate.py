@@ -14,7 +14,7 @@ from hairtrigger import embedded
 from store import db
 from store.migrate import migrate, migration_files
 from tests.support.db import Db
-from tests.support.servers import with_database
+from tests.support.servers import fresh_database
 
 TABLES = {
     "accounts", "api_keys", "workflows", "workflow_triggers", "trigger_audit_log", "contacts",
@@ -24,11 +24,8 @@ TABLES = {
 
 @pytest.fixture
 def empty_database(services: embedded.Services) -> Iterator[str]:
-    name = f"ht_migrate_{uuid.uuid4().hex[:12]}"
-    admin = Db(services.database_url)
-    admin.run(lambda c: c.execute(f'CREATE DATABASE "{name}"'))
-    yield with_database(services.database_url, name)
-    admin.run(lambda c: c.execute(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    with fresh_database(services.database_url, "ht_migrate", migrated=False) as url:
+        yield url
 
 
 async def _migrate_concurrently(url: str, n: int) -> list[list[str]]:

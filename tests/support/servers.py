@@ -24,11 +24,15 @@ from pipelines.ratelimit import Budget
 from store.migrate import migrate
 from tests.support.db import Db
 
-# Parallel test sessions on one machine each set their own (0-15).
+# Redis databases (0-15). Parallel test sessions on one machine each set their own.
 TEST_REDIS_DB = int(os.environ.get("HT_TEST_REDIS_DB", "9"))
-# Redis db of the lone `up` processes of test_tls and test_up_metrics (one at a time; see
-# own_servers). Others: 10 up_restart, 12 scale_out, 13 locust; benchmarks 11 and 14.
-UP_REDIS_DB = 15
+# `hairtrigger up` consumes with the same group and consumer names as the session's partition
+# actors (partition-0, ...): on the session's Redis db they would take each other's entries.
+# Each test module that runs it has a Redis db of its own (see own_servers), emptied first.
+UP_RESTART_REDIS_DB = 10  # benchmarks use 11 and 14
+SCALE_OUT_REDIS_DB = 12
+LOCUST_REDIS_DB = int(os.environ.get("HT_LOCUST_REDIS_DB", "13"))
+UP_REDIS_DB = 15  # the lone `up` processes of the TLS and metrics tests, one at a time
 
 
 def with_database(url: str, name: str) -> str:
@@ -54,15 +58,24 @@ def found_services(data_dir: Path) -> Iterator[embedded.Services]:
 
 
 @contextlib.contextmanager
-def session_database(services: embedded.Services) -> Iterator[str]:
-    """A database made for this session and dropped after it: migrations run from scratch."""
-    name = f"ht_test_{uuid.uuid4().hex[:12]}"
-    admin = Db(services.database_url)
+def fresh_database(admin_url: str, prefix: str, *, migrated: bool = True) -> Iterator[str]:
+    """A database of the caller's own on the server of `admin_url` (named `prefix` and a random
+    suffix), migrated from scratch unless told; dropped after, even with connections open."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = Db(admin_url)
     admin.run(lambda c: c.execute(f'CREATE DATABASE "{name}"'))
-    url = with_database(services.database_url, name)
-    Db(url).run(migrate)
-    yield url
-    admin.run(lambda c: c.execute(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    try:
+        url = with_database(admin_url, name)
+        if migrated:
+            Db(url).run(migrate)
+        yield url
+    finally:
+        admin.run(lambda c: c.execute(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+def session_database(services: embedded.Services) -> contextlib.AbstractContextManager[str]:
+    """A database made for this session and dropped after it: migrations run from scratch."""
+    return fresh_database(services.database_url, "ht_test")
 
 
 def session_redis(services: embedded.Services) -> str:
@@ -80,25 +93,23 @@ def own_servers(
     services: embedded.Services, prefix: str, redis_number: int, shards: int
 ) -> Iterator[dict[str, str]]:
     """For a `hairtrigger up` subprocess: a fresh database and an emptied Redis database of its
-    own (its consumers are named like the session's partition actors), as its environment."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = Db(services.database_url)
-    admin.run(lambda c: c.execute(f'CREATE DATABASE "{name}"'))
-    env = {
-        **os.environ,
-        "DATABASE_URL": with_database(services.database_url, name),
-        "REDIS_URL": redis_db(services.redis_url, redis_number),
-        "HAIRTRIGGER_SHARDS": str(shards),
-        "PYTHONUNBUFFERED": "1",
-    }
-    with redis.Redis.from_url(env["REDIS_URL"]) as client:
-        client.flushdb()
-    try:
-        yield env
-    finally:
+    own (its consumers are named like the session's partition actors), as its environment.
+    The database is not migrated: `up` migrates it."""
+    with fresh_database(services.database_url, prefix, migrated=False) as database_url:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_db(services.redis_url, redis_number),
+            "HAIRTRIGGER_SHARDS": str(shards),
+            "PYTHONUNBUFFERED": "1",
+        }
         with redis.Redis.from_url(env["REDIS_URL"]) as client:
             client.flushdb()
-        admin.run(lambda c: c.execute(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        try:
+            yield env
+        finally:
+            with redis.Redis.from_url(env["REDIS_URL"]) as client:
+                client.flushdb()
 
 
 def session_settings(database_url: str, redis_url: str) -> Settings:
