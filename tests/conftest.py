@@ -19,6 +19,7 @@ from tests.support.db import Db
 from tests.support.factories import Tenant, tenant_factory
 from tests.support.proxy import TcpProxy, proxied
 from tests.support.streams import Streams
+from tests.support.tls import Pki, make_pki
 
 pytest_plugins = ("tests.support.ordering",)
 
@@ -72,6 +73,12 @@ def proxy(settings: Settings) -> Iterator[TcpProxy]:
     assert settings.redis_url is not None
     with proxied(settings.redis_url, 6379) as found:
         yield found
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A self-signed certificate for localhost / 127.0.0.1 and some unusable key files."""
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="session")
