@@ -3,6 +3,7 @@ envelopes."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -51,6 +52,9 @@ def tenant_factory(db_sync: Db, api_url: str) -> Iterator[Callable[..., Tenant]]
         t.client.close()
     db_sync.run(lambda c: c.execute("DELETE FROM accounts WHERE id = ANY($1)",
                                      [t.account_id for t in made]))  # fmt: skip
+
+
+tenants = contextlib.contextmanager(tenant_factory)  # with tenants(db_sync, url) as make: ...
 
 
 def keyed(t: Tenant, key: str) -> httpx.Client:
@@ -131,4 +135,18 @@ def event(
         "timestamp": datetime.now(UTC).isoformat(),
         "data": {"contact_id": str(contact_id or uuid.uuid4()), **data},
         "metadata": {"source": "test", "depth": depth},
+    }
+
+
+def envelope(account_id: uuid.UUID, **overrides: Any) -> dict[str, Any]:
+    """An envelope as a client posts it to /events: a fixed timestamp, a contact tagged vip;
+    `overrides` replace its top-level fields."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "contact.tag_added",
+        "account_id": str(account_id),
+        "timestamp": "2026-11-25T10:00:00Z",
+        "data": {"contact_id": str(uuid.uuid4()), "tag": "vip"},
+        "metadata": {"source": "api"},
+        **overrides,
     }

@@ -64,3 +64,12 @@ class Streams:
 
     def wait_drained(self) -> None:
         wait_until(self.drained, "the shards to drain")
+
+
+def stream_events(client: redis.Redis, account_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The account's entries on its shard stream, decoded, in order."""
+    shards = int(client.hget(names.META_KEY, names.META_SHARDS_FIELD))  # type: ignore[arg-type]
+    stream = names.events_stream(shard_for(account_id, shards))
+    entries = client.xrange(stream)
+    decoded = [orjson.loads(fields[names.EVENT_FIELD.encode()]) for _, fields in entries]
+    return [e for e in decoded if e["account_id"] == str(account_id)]
