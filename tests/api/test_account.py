@@ -7,8 +7,8 @@ from collections.abc import Callable
 import httpx
 
 from pipelines import errors
-from tests.api.helpers import problem
-from tests.conftest import Tenant
+from tests.support.factories import Tenant
+from tests.support.problems import problem
 
 MakeTenant = Callable[..., Tenant]
 

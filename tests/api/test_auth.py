@@ -10,8 +10,9 @@ import pytest
 
 from pipelines import errors, scopes
 from pipelines.examples import trigger_body
-from tests.api.helpers import new_trigger, new_workflow, problem
-from tests.conftest import Db, Tenant, keyed
+from tests.support.db import Db
+from tests.support.factories import Tenant, keyed, new_trigger, new_workflow
+from tests.support.problems import problem
 
 MakeTenant = Callable[..., Tenant]
 

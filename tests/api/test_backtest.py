@@ -15,8 +15,6 @@ import pytest
 
 from pipelines import errors, scopes
 from streams import names
-from tests.api.helpers import new_trigger, new_workflow, problem
-from tests.conftest import Db, Tenant
 from tests.pipelines.backtest_oracle import (
     CONTACT_TYPES,
     VIP_CUSTOMER,
@@ -28,7 +26,10 @@ from tests.pipelines.backtest_oracle import (
     vip_customer,
     vip_or_hot,
 )
-from tests.streaming.helpers import Streams, tenants_on_shards
+from tests.support.db import Db
+from tests.support.factories import Tenant, new_trigger, new_workflow, tenants_on_shards
+from tests.support.problems import problem
+from tests.support.streams import Streams
 
 MakeTenant = Callable[..., Tenant]
 CONTACTS = [uuid.UUID(int=i + 1, version=4) for i in range(12)]

@@ -8,8 +8,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from pipelines import errors
-from tests.api.helpers import new_workflow, problem
-from tests.conftest import Db, Tenant
+from tests.support.db import Db
+from tests.support.factories import Tenant, new_workflow
+from tests.support.problems import problem
 
 MakeTenant = Callable[..., Tenant]
 

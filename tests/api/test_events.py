@@ -4,38 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any
 
-import orjson
 import redis
 
 from pipelines import errors, scopes
-from pipelines.sharding import shard_for
-from streams import names
-from tests.api.helpers import problem
-from tests.conftest import Tenant
+from tests.support.factories import Tenant, envelope
+from tests.support.problems import problem
+from tests.support.streams import stream_events
 
 MakeTenant = Callable[..., Tenant]
-
-
-def envelope(account_id: uuid.UUID, **overrides: Any) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.uuid4()),
-        "event_type": "contact.tag_added",
-        "account_id": str(account_id),
-        "timestamp": "2026-11-25T10:00:00Z",
-        "data": {"contact_id": str(uuid.uuid4()), "tag": "vip"},
-        "metadata": {"source": "api"},
-        **overrides,
-    }
-
-
-def stream_events(client: redis.Redis, account_id: uuid.UUID) -> list[dict[str, Any]]:
-    shards = int(client.hget(names.META_KEY, names.META_SHARDS_FIELD))  # type: ignore[arg-type]
-    stream = names.events_stream(shard_for(account_id, shards))
-    entries = client.xrange(stream)
-    decoded = [orjson.loads(fields[names.EVENT_FIELD.encode()]) for _, fields in entries]
-    return [e for e in decoded if e["account_id"] == str(account_id)]
 
 
 def test_one_event_and_a_list_are_accepted_into_the_shard(

@@ -3,7 +3,6 @@ first response back and acts once; per account, 24 hours, one effect under concu
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import threading
 import uuid
@@ -22,12 +21,13 @@ from pipelines import idempotency as rules
 from pipelines.config import Settings
 from pipelines.ratelimit import Budget
 from store import accounts
-from tests.api.helpers import problem
-from tests.api.test_events import envelope, stream_events
-from tests.conftest import Db, Tenant, keyed, serve, tenant_factory
+from tests.support.db import Db
+from tests.support.factories import Tenant, envelope, keyed, tenants
+from tests.support.problems import problem
+from tests.support.servers import serve
+from tests.support.streams import stream_events
 
 MakeTenant = Callable[..., Tenant]
-tenants = contextlib.contextmanager(tenant_factory)
 
 TRIGGER = {
     "trigger_type": "contact",

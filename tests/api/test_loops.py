@@ -15,8 +15,9 @@ import httpx
 from pipelines import errors
 from pipelines.examples import all_of, cond
 from store import db
-from tests.api.helpers import new_trigger, new_workflow, problem
-from tests.conftest import Db, Tenant
+from tests.support.db import Db
+from tests.support.factories import Tenant, new_trigger, new_workflow
+from tests.support.problems import problem
 
 MakeTenant = Callable[..., Tenant]
 

@@ -5,30 +5,29 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from api.app import create_app
 from pipelines import errors
 from pipelines.config import Settings
-from tests.api.helpers import problem
-from tests.conftest import Db, Tenant, serve, tenant_factory
-from tests.proxy import TcpProxy
+from tests.support.db import Db
+from tests.support.factories import Tenant, tenant_factory
+from tests.support.problems import problem
+from tests.support.proxy import TcpProxy, proxied, through
+from tests.support.servers import serve
 
 
 @pytest.fixture
 def cut_off(settings: Settings, db_sync: Db) -> Iterator[tuple[Tenant, TcpProxy]]:
     assert settings.database_url is not None
-    parts = urlsplit(settings.database_url)
-    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
-    url = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
-    with serve(create_app(dataclasses.replace(settings, database_url=url))) as api:
-        factory = tenant_factory(db_sync, api)
-        yield next(factory)(), proxy
-        proxy.restore()
-        next(factory, None)
-    proxy.close()
+    with proxied(settings.database_url, 5432) as proxy:
+        url = through(settings.database_url, proxy.port)
+        with serve(create_app(dataclasses.replace(settings, database_url=url))) as api:
+            factory = tenant_factory(db_sync, api)
+            yield next(factory)(), proxy
+            proxy.restore()
+            next(factory, None)
 
 
 def test_database_outage_is_503_then_service_resumes(cut_off: tuple[Tenant, TcpProxy]) -> None:

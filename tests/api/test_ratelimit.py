@@ -28,10 +28,12 @@ from pipelines.config import Settings
 from pipelines.ratelimit import Budget, Decision
 from store import accounts
 from streams import names
-from tests.api.helpers import problem
-from tests.api.test_events import envelope, stream_events
-from tests.conftest import Db, Tenant, free_port, keyed, serve, tenant_factory
-from tests.streaming.helpers import wait_until
+from tests.support.db import Db
+from tests.support.factories import Tenant, envelope, keyed, tenant_factory, tenants
+from tests.support.problems import problem
+from tests.support.servers import free_port, serve
+from tests.support.streams import stream_events
+from tests.support.wait import wait_until
 
 MakeTenant = Callable[..., Tenant]
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,9 +58,6 @@ def limited(db_sync: Db, limited_url: str) -> Iterator[MakeTenant]:
     """Tenants of a gateway with small budgets: 3 writes and 5 reads per key, 20 events per
     account, each per hour."""
     yield from tenant_factory(db_sync, limited_url)
-
-
-tenants = contextlib.contextmanager(tenant_factory)
 
 
 def second_key(db_sync: Db, t: Tenant) -> httpx.Client:

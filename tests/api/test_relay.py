@@ -15,10 +15,9 @@ import redis
 
 from api import relay
 from store import accounts, db, ingest
-from store.migrate import migrate
 from streams import names
 from streams.clients import gateway_client
-from tests.conftest import Db, with_database
+from tests.support import servers
 
 EVENTS = 20
 
@@ -26,13 +25,8 @@ EVENTS = 20
 @pytest.fixture
 def fresh_database(database_url: str) -> Iterator[str]:
     """A database of its own: the session gateway's relay must not take these rows first."""
-    name = f"ht_relay_{uuid.uuid4().hex[:10]}"
-    admin = Db(database_url)
-    admin.run(lambda c: c.execute(f'CREATE DATABASE "{name}"'))
-    url = with_database(database_url, name)
-    Db(url).run(migrate)
-    yield url
-    admin.run(lambda c: c.execute(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    with servers.fresh_database(database_url, "ht_relay") as url:
+        yield url
 
 
 async def _blocked_relay_backend(watcher: asyncpg.Connection) -> int:

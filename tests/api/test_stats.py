@@ -1,24 +1,25 @@
 """GET /api/v1/stats without partition actors: the Redis and Postgres figures, system-wide,
 the same for every operator key (scope stats:read; issue 6). With actors:
-tests/streaming/test_metrics.py."""
+tests/actors/test_metrics.py."""
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
-import pytest
 import redis
 
 from api.app import create_app
 from pipelines import errors, scopes
 from pipelines.config import Settings
 from streams import names
-from tests.api.helpers import problem
-from tests.conftest import Db, Tenant, serve, tenant_factory
-from tests.proxy import TcpProxy
+from tests.support.db import Db
+from tests.support.factories import Tenant, tenant_factory
+from tests.support.problems import problem
+from tests.support.proxy import TcpProxy
+from tests.support.servers import serve
 
 MakeTenant = Callable[..., Tenant]
 
@@ -117,15 +118,6 @@ def test_stats_are_documented_in_openapi(tenant: MakeTenant) -> None:
     )
     assert {"401", "403"} <= set(get["responses"])
     assert "stats:read" in get["description"]
-
-
-@pytest.fixture
-def proxy(settings: Settings) -> Iterator[TcpProxy]:
-    assert settings.redis_url is not None
-    parts = urlsplit(settings.redis_url)
-    found = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379)
-    yield found
-    found.close()
 
 
 def test_stats_without_redis_are_a_503_problem(

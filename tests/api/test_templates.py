@@ -11,8 +11,9 @@ import pytest
 from pipelines import errors, scopes
 from pipelines.templates import BY_ID, TEMPLATES, expand
 from pipelines.triggers import validate_trigger
-from tests.api.helpers import new_trigger, new_workflow, problem
-from tests.conftest import Db, Tenant
+from tests.support.db import Db
+from tests.support.factories import Tenant, new_trigger, new_workflow
+from tests.support.problems import problem
 
 MakeTenant = Callable[..., Tenant]
 IDS = [t.id for t in TEMPLATES]

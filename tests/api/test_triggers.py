@@ -10,8 +10,9 @@ import pytest
 
 from pipelines import errors
 from pipelines.examples import REALISTIC, all_of, cond, trigger_body
-from tests.api.helpers import new_trigger, new_workflow, problem
-from tests.conftest import Db, Tenant
+from tests.support.db import Db
+from tests.support.factories import Tenant, new_trigger, new_workflow
+from tests.support.problems import problem
 
 MakeTenant = Callable[..., Tenant]
 

@@ -37,7 +37,7 @@ from pipelines.preview import (
 from pipelines.projection import Contact
 from store import accounts, db, stream
 from store.preview import SAMPLE_SIZE, preview
-from tests.conftest import Db
+from tests.support.db import Db
 
 HOSTILE = ["'; DROP TABLE contacts; --", "50%", "a_b", "back\\slash", "quo\"te's", "$1", "\\x00"]
 STATUSES: list[Any] = [

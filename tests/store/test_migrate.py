@@ -18,7 +18,8 @@ import pytest
 from hairtrigger import embedded
 from store import accounts, db
 from store.migrate import checksum, migrate, migration_files, repeatable_files
-from tests.conftest import Db, with_database
+from tests.support.db import Db
+from tests.support.servers import fresh_database
 
 TABLES = {
     "accounts", "api_keys", "workflows", "workflow_triggers", "trigger_audit_log", "contacts",
@@ -28,11 +29,8 @@ TABLES = {
 
 @pytest.fixture
 def empty_database(services: embedded.Services) -> Iterator[str]:
-    name = f"ht_migrate_{uuid.uuid4().hex[:12]}"
-    admin = Db(services.database_url)
-    admin.run(lambda c: c.execute(f'CREATE DATABASE "{name}"'))
-    yield with_database(services.database_url, name)
-    admin.run(lambda c: c.execute(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    with fresh_database(services.database_url, "ht_migrate", migrated=False) as url:
+        yield url
 
 
 async def _migrate_concurrently(url: str, n: int) -> list[list[str]]:

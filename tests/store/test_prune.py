@@ -11,7 +11,8 @@ from typing import Any
 
 from actors.scheduler import SchedulerConfig, SchedulerWorker
 from pipelines.trigger_stats import BUCKETS
-from tests.conftest import Db, Tenant
+from tests.support.db import Db
+from tests.support.factories import Tenant
 
 MakeTenant = Callable[..., Tenant]
 NOW = datetime(2031, 1, 1, 12, tzinfo=UTC)

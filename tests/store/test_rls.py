@@ -12,7 +12,7 @@ import pytest
 from store import accounts, db
 from store import workflows as store
 from store.db import API_ROLE, TenantPool
-from tests.conftest import Db
+from tests.support.db import Db
 
 TENANT_TABLES = (
     "accounts", "api_keys", "workflows", "workflow_triggers", "trigger_audit_log", "contacts",

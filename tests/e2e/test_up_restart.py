@@ -4,7 +4,6 @@ database: stop with events queued, start again, every event processed once."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -22,15 +21,18 @@ from hairtrigger import embedded
 from pipelines.examples import all_of, cond
 from pipelines.sharding import shard_for
 from streams import names
-from tests.conftest import Db, free_port, own_servers
-from tests.streaming.helpers import event, wait_until
+from tests.support.db import Db
+from tests.support.factories import event
+from tests.support.servers import UP_RESTART_REDIS_DB, own_servers
+from tests.support.up import Up
+from tests.support.wait import wait_until
 
 SHARDS = 4
 
 
 @pytest.fixture
 def own_services(services: embedded.Services) -> Iterator[dict[str, str]]:
-    with own_servers(services, "ht_up", 10, SHARDS) as env:
+    with own_servers(services, "ht_up", UP_RESTART_REDIS_DB, SHARDS) as env:
         yield env
 
 
@@ -40,32 +42,6 @@ def cli(env: dict[str, str], *args: str) -> dict[str, Any]:
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
     return result
-
-
-class Up:
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hairtrigger.cli", "up", "--port", str(self.port)],
-            env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-
-    def wait_healthy(self) -> None:
-        def healthy() -> bool:
-            assert self.proc.poll() is None, self.proc.communicate()[0]
-            try:
-                return httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(healthy, "hairtrigger up to serve", timeout=120)
-
-    def stop(self) -> str:
-        self.proc.send_signal(signal.SIGTERM)
-        output, _ = self.proc.communicate(timeout=120)
-        assert self.proc.returncode == 0, output
-        return output
 
 
 def send(url: str, events: list[dict[str, Any]]) -> None:

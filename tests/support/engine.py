@@ -1,34 +1,32 @@
-"""Ray (once per session), the partition actors, and the API wired to them."""
+"""Ray (once per session), the partition actors, and the scheduler, for the fixtures that run
+the engine in the test process."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import ray
 
 from actors.client import Partitions
 from actors.scheduler import SchedulerConfig
-from api.app import create_app
 from hairtrigger.runtime import init_local, start_scheduler
 from pipelines.config import Settings
 from streams.meta import publish_shards
-from tests.conftest import Db, Tenant, serve, tenant_factory
-from tests.streaming.helpers import Streams
 
 PARTITIONS = 2
 
 
-@pytest.fixture(scope="session")
-def ray_session() -> Iterator[None]:
+@contextlib.contextmanager
+def local_ray() -> Iterator[None]:
     init_local(num_cpus=2, include_dashboard=False, object_store_memory=300 * 1024 * 1024)
     yield
     ray.shutdown()
 
 
-@pytest.fixture(scope="session")
-def partitions(ray_session: None, settings: Settings) -> Iterator[Partitions]:
+@contextlib.contextmanager
+def partition_actors(settings: Settings) -> Iterator[Partitions]:
     assert settings.database_url is not None
     assert settings.redis_url is not None
     shards = publish_shards(settings.redis_url, settings.shards)
@@ -40,20 +38,8 @@ def partitions(ray_session: None, settings: Settings) -> Iterator[Partitions]:
     group.stop()
 
 
-@pytest.fixture(scope="session")
-def live_api_url(settings: Settings, partitions: Partitions) -> Iterator[str]:
-    with serve(create_app(settings, sync=partitions)) as url:
-        yield url
-
-
-@pytest.fixture
-def live_tenant(db_sync: Db, live_api_url: str) -> Iterator[Callable[..., Tenant]]:
-    """Like `tenant`, against the API whose changes reach the partition actors."""
-    yield from tenant_factory(db_sync, live_api_url)
-
-
-@pytest.fixture(scope="session")
-def scheduler(ray_session: None, settings: Settings, partitions: Partitions) -> Iterator[Any]:
+@contextlib.contextmanager
+def clockless_scheduler(settings: Settings, partitions: Partitions) -> Iterator[Any]:
     """The scheduler actor with no clock of its own: tests call tick(now) with the time."""
     assert settings.database_url is not None
     assert settings.redis_url is not None
@@ -63,11 +49,3 @@ def scheduler(ray_session: None, settings: Settings, partitions: Partitions) -> 
     yield handle
     ray.get(handle.stop.remote())
     ray.kill(handle, no_restart=True)
-
-
-@pytest.fixture
-def streams(redis_url: str, partitions: Partitions) -> Iterator[Streams]:
-    """Redis streams as a test sees them, with the partition actors running."""
-    s = Streams(redis_url)
-    yield s
-    s.close()

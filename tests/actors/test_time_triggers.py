@@ -13,8 +13,10 @@ from zoneinfo import ZoneInfo
 
 import ray
 
-from tests.conftest import Db, Tenant
-from tests.streaming.helpers import Streams, active_workflow, enrollments, event, logs, wait_until
+from tests.support.db import Db, enrollments, logs
+from tests.support.factories import Tenant, active_workflow, event
+from tests.support.streams import Streams
+from tests.support.wait import wait_until
 
 MakeTenant = Callable[..., Tenant]
 NY = ZoneInfo("America/New_York")

@@ -8,6 +8,8 @@ import gc
 import socket
 import threading
 import warnings
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 
 class TcpProxy:
@@ -78,3 +80,22 @@ class TcpProxy:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)
             gc.collect()
+
+
+@contextlib.contextmanager
+def proxied(url: str, default_port: int) -> Iterator[TcpProxy]:
+    """A TcpProxy in front of the server of `url` (a Redis or Postgres URL), closed after."""
+    parts = urlsplit(url)
+    found = TcpProxy(parts.hostname or "127.0.0.1", parts.port or default_port)
+    try:
+        yield found
+    finally:
+        found.close()
+
+
+def through(url: str, port: int) -> str:
+    """`url` with the proxy on 127.0.0.1:`port` in place of its server (user kept)."""
+    parts = urlsplit(url)
+    user = parts.netloc.rpartition("@")[0]
+    netloc = f"{user}@127.0.0.1:{port}" if user else f"127.0.0.1:{port}"
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -1,32 +1,27 @@
 """The locust load test (loadtest/locustfile.py): a run against a real `hairtrigger up` passes its
 enrollment check; a run with no engine behind the API, one over its latency threshold, and one
-with nothing running fail with exit code 1. The verdict's failure modes, one by one."""
+with nothing running fail with exit code 1. The verdict's failure modes, one by one:
+tests/loadtest/test_check.py."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from api.app import create_app
 from hairtrigger import embedded
-from loadtest.check import Row, Sent, Thresholds, judge
 from pipelines.config import Settings
-from tests.conftest import Db, free_port, own_servers, serve
-from tests.streaming.helpers import wait_until
+from tests.support.db import Db
+from tests.support.servers import LOCUST_REDIS_DB, free_port, own_servers, serve
+from tests.support.up import Up
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LOCUST = Path(sys.executable).parent / "locust"
-# `hairtrigger up` consumes with the same group and consumer names as the session's partition
-# actors: it gets a Redis database of its own (like test_up_restart's 10).
-LOCUST_REDIS_DB = int(os.environ.get("HT_LOCUST_REDIS_DB", "13"))
 SHARDS = 4
 SUMMARY = re.compile(r"hairtrigger check: ([\d,]+) events sent -> ([\d,]+) enrolled exactly once")
 
@@ -48,38 +43,6 @@ def locust(env: dict[str, str], base: str, *args: str) -> tuple[int, str]:
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300, check=False)  # fmt: skip
     return done.returncode, done.stdout + done.stderr
-
-
-class Up:
-    """`hairtrigger up` as a subprocess. Its output goes to a file: a pipe nobody reads while
-    locust runs would fill up with access log lines and stall the server."""
-
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        port = free_port()
-        self.base = f"http://127.0.0.1:{port}"
-        self.log = cwd / "up.log"
-        with self.log.open("w") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hairtrigger.cli", "up", "--port", str(port)],
-                env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-
-    def wait_healthy(self) -> None:
-        def healthy() -> bool:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                return httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(healthy, "hairtrigger up to serve", timeout=120)
-
-    def stop(self) -> str:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=120)
-        output = self.log.read_text()
-        assert self.proc.returncode == 0, output
-        return output
 
 
 def _count(text: str) -> int:
@@ -159,82 +122,3 @@ def test_locust_refuses_a_rate_of_zero(own_env: dict[str, str]) -> None:
     code, output = locust(own_env, "http://127.0.0.1:9", "--ht-xadd-rate", "0", "-t", "1s")
     assert code == 1, output
     assert "hairtrigger setup failed: --ht-xadd-rate must be above 0" in output
-
-
-# The verdict, without servers.
-
-WF, OTHER_WF = "wf-1", "wf-2"
-ALICE, BOB = "contact-a", "contact-b"
-
-
-def _sent(n: int) -> dict[str, Sent]:
-    return {f"e{i}": Sent(WF, ALICE) for i in range(n)}
-
-
-def _rows(sent: dict[str, Sent], ms: float = 10.0) -> list[Row]:
-    return [Row(e, s.workflow_id, s.contact_id, ms) for e, s in sent.items()]
-
-
-def test_every_event_enrolled_once_and_fast_passes() -> None:
-    sent = _sent(3)
-    verdict = judge(sent, _rows(sent), Thresholds())
-    assert verdict.ok
-    assert verdict.enrolled_once == 3
-    assert verdict.latency is not None
-    assert verdict.latency.avg == 10.0
-    assert verdict.lines()[-1] == "PASS"
-
-
-def test_a_missing_enrollment_fails_and_is_named() -> None:
-    sent = _sent(3)
-    verdict = judge(sent, _rows(sent)[:2], Thresholds())
-    assert not verdict.ok
-    assert verdict.missing == ["e2"]
-    assert "FAIL: 1 expected enrollments missing (events e2)" in verdict.lines()
-
-
-def test_a_duplicated_enrollment_fails() -> None:
-    sent = _sent(2)
-    rows = _rows(sent)
-    verdict = judge(sent, [*rows, rows[0]], Thresholds())
-    assert not verdict.ok
-    assert verdict.duplicated == ["e0"]
-    assert verdict.enrolled_once == 1
-    assert any("events enrolled more than once" in f for f in verdict.failures)
-
-
-def test_an_enrollment_of_another_contact_or_workflow_fails() -> None:
-    sent = _sent(2)
-    rows = [Row("e0", WF, BOB, 5.0), Row("e1", OTHER_WF, ALICE, 5.0)]
-    verdict = judge(sent, rows, Thresholds())
-    assert not verdict.ok
-    assert verdict.wrong == ["e0", "e1"]
-    assert verdict.enrolled_once == 0
-
-
-def test_average_latency_over_the_threshold_fails() -> None:
-    sent = _sent(4)
-    verdict = judge(sent, _rows(sent, ms=250.0), Thresholds(max_avg_ms=200))
-    assert not verdict.ok
-    assert verdict.failures == ["average latency 250.0 ms is over 200 ms"]
-
-
-def test_p95_threshold_applies_only_when_set() -> None:
-    sent = _sent(20)
-    rows = [Row(r.event_id, r.workflow_id, r.contact_id, 10.0 if i < 18 else 900.0)
-            for i, r in enumerate(_rows(sent))]  # fmt: skip
-    assert judge(sent, rows, Thresholds(max_avg_ms=200)).ok
-    verdict = judge(sent, rows, Thresholds(max_avg_ms=200, max_p95_ms=100))
-    assert verdict.failures == ["p95 latency 900.0 ms is over 100 ms"]
-
-
-def test_nothing_sent_fails() -> None:
-    verdict = judge({}, [], Thresholds())
-    assert verdict.failures == ["no events were sent (did every request fail?)"]
-
-
-def test_enrollments_of_events_not_recorded_as_sent_are_counted_not_failed() -> None:
-    sent = _sent(1)
-    verdict = judge(sent, [*_rows(sent), Row("cut-off", WF, ALICE, 1.0)], Thresholds())
-    assert verdict.ok
-    assert verdict.unexpected == 1

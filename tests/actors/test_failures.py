@@ -23,15 +23,10 @@ from pipelines.examples import all_of, cond
 from store import config_sync
 from streams import names
 from streams.shards import GROUP
-from tests.conftest import Db, Tenant
-from tests.streaming.helpers import (
-    Streams,
-    active_workflow,
-    enrollments,
-    event,
-    tenants_on_shards,
-    wait_until,
-)
+from tests.support.db import Db, enrollments
+from tests.support.factories import Tenant, active_workflow, event, tenants_on_shards
+from tests.support.streams import Streams
+from tests.support.wait import wait_until
 
 MakeTenant = Callable[..., Tenant]
 HOT = all_of(cond("tag", "equals", "hot"))

@@ -19,7 +19,7 @@ from ray.autoscaler._private.util import prepare_config, validate_config
 
 from hairtrigger.cli import _parser
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_YAML = ROOT / "ray-cluster.yaml"
 
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from pipelines.examples import trigger_body
-from tests.conftest import free_port
+from tests.support.servers import free_port
 
 
 def _env() -> dict[str, str]:

@@ -11,15 +11,9 @@ from pipelines.enrollment import (
 )
 from pipelines.examples import all_of, cond
 from pipelines.reasons import Blocked
-from tests.conftest import Db, Tenant
-from tests.streaming.helpers import (
-    Streams,
-    active_workflow,
-    enrollments,
-    event,
-    logs,
-    tenants_on_shards,
-)
+from tests.support.db import Db, enrollments, logs
+from tests.support.factories import Tenant, active_workflow, event, tenants_on_shards
+from tests.support.streams import Streams
 
 MakeTenant = Callable[..., Tenant]
 HOT = all_of(cond("tag", "equals", "hot"))
@@ -100,10 +94,7 @@ def test_multiple_with_cooldown_blocks_until_it_passes(
     streams.send([tagged(t.account_id, contact), tagged(t.account_id, contact)])
     streams.wait_drained()
     assert len(enrollments(db_sync, t.account_id)) == 1
-    assert [r["failure_reason"] for r in logs(db_sync, t.account_id)] == [
-        None,
-        Blocked.COOLDOWN.text,
-    ]
+    assert [r["failure_reason"] for r in logs(db_sync, t.account_id)] == [None, Blocked.COOLDOWN.text]
 
 
 def test_deleted_contacts_never_enroll(

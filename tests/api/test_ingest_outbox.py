@@ -4,9 +4,7 @@ wait in Postgres and are relayed in order once it is back; each enrolls exactly 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 import pytest
@@ -16,25 +14,14 @@ from api.app import create_app
 from pipelines.config import Settings
 from pipelines.examples import all_of, cond
 from streams import names
-from tests.conftest import Db, serve, tenant_factory
-from tests.proxy import TcpProxy
-from tests.streaming.helpers import Streams, active_workflow, enrollments, event, wait_until
+from tests.support.db import Db, enrollments
+from tests.support.factories import active_workflow, event, tenant_factory
+from tests.support.proxy import TcpProxy, through
+from tests.support.servers import serve
+from tests.support.streams import Streams
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def proxy(settings: Settings) -> Iterator[TcpProxy]:
-    assert settings.redis_url is not None
-    parts = urlsplit(settings.redis_url)
-    found = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379)
-    yield found
-    found.close()
-
-
-def through(url: str, port: int) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=f"127.0.0.1:{port}"))
 
 
 def _payload(fields: dict[bytes, bytes]) -> dict[str, Any]:

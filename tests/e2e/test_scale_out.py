@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from actors.scheduler import SCHEDULER_NAME
@@ -32,8 +31,12 @@ from pipelines.config import Settings
 from pipelines.examples import all_of, cond
 from pipelines.sharding import partition_for, shard_for
 from streams import names
-from tests.conftest import Db, Tenant, free_port, own_servers, tenant_factory
-from tests.streaming.helpers import Streams, active_workflow, event, wait_until
+from tests.support.db import Db
+from tests.support.factories import Tenant, active_workflow, event, tenant_factory
+from tests.support.servers import SCALE_OUT_REDIS_DB, free_port, own_servers
+from tests.support.streams import Streams
+from tests.support.up import Up
+from tests.support.wait import wait_until
 
 PARTITIONS = 2
 MORE_PARTITIONS = 4
@@ -139,11 +142,6 @@ class Cluster:
         return found[0]
 
 
-# `up` runs consumers named like the session's partition actors (partition-0, ...): on the
-# session's Redis db they would take each other's entries. The tests' own db, emptied first.
-SCALE_OUT_REDIS_DB = 12
-
-
 @pytest.fixture
 def own_settings(settings: Settings, services: embedded.Services) -> Iterator[Settings]:
     """A database and a Redis database of the test's own. Sharing the session's database, the
@@ -190,49 +188,18 @@ def cluster() -> Iterator[Cluster]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-class Up:
-    """`hairtrigger up --address <head>` as a user runs it, output to a file."""
-
-    def __init__(
-        self, cluster: Cluster, settings: Settings, cwd: Path, partitions: int = PARTITIONS
-    ) -> None:
-        assert settings.database_url is not None
-        assert settings.redis_url is not None
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        env = {
-            **cluster.env,
-            "DATABASE_URL": settings.database_url,
-            "REDIS_URL": settings.redis_url,
-            "HAIRTRIGGER_SHARDS": str(settings.shards),
-        }
-        self.output = cwd / f"up-{self.port}.log"
-        with self.output.open("w") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hairtrigger.cli", "up", "--port", str(self.port),
-                 "--address", cluster.address, "--partitions", str(partitions)],
-                env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-
-    def wait_healthy(self) -> None:
-        def healthy() -> bool:
-            assert self.proc.poll() is None, self.output.read_text()
-            try:
-                return httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(healthy, "hairtrigger up to serve", timeout=180)
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=180)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        return self.output.read_text()
+def up_joining(cluster: Cluster, settings: Settings, cwd: Path, partitions: int = PARTITIONS) -> Up:
+    """`hairtrigger up --address <head>` as a user runs it."""
+    assert settings.database_url is not None
+    assert settings.redis_url is not None
+    env = {
+        **cluster.env,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "HAIRTRIGGER_SHARDS": str(settings.shards),
+    }
+    args = ("--address", cluster.address, "--partitions", str(partitions))
+    return Up(env, cwd, *args, timeout=180)
 
 
 def tenants_on_every_shard(make: Callable[..., Tenant], shards: int) -> dict[int, Tenant]:
@@ -293,7 +260,7 @@ def test_partitions_spread_over_two_nodes_and_survive_losing_one(
     settings = own_settings
     assert settings.redis_url is not None
     started = time.monotonic()
-    up = Up(cluster, settings, tmp_path)
+    up = up_joining(cluster, settings, tmp_path)
     made = tenant_factory(db_sync, up.base)
     make = next(made)
     try:
@@ -354,7 +321,7 @@ def test_partitions_spread_over_two_nodes_and_survive_losing_one(
         published = {e["id"] for a in everyone for e in streams.enrollments(a)}
         streams.close()
     finally:
-        output = up.stop()
+        output = up.stop(check=False)
         with contextlib.suppress(StopIteration):
             next(made)  # the factory's clean-up
     assert up.proc.returncode == 0, output
@@ -397,7 +364,7 @@ def test_restart_with_more_partitions_spreads_them_and_they_take_over_shards(
     """Adding partitions is a restart with a larger --partitions: the shards are re-divided
     (partition p owns s % N == p), events queued meanwhile are processed once."""
     assert settings.redis_url is not None
-    first = Up(cluster, settings, tmp_path, partitions=2)
+    first = up_joining(cluster, settings, tmp_path, partitions=2)
     made = tenant_factory(db_sync, first.base)
     make = next(made)
     try:
@@ -413,12 +380,12 @@ def test_restart_with_more_partitions_spreads_them_and_they_take_over_shards(
             streams.send(sent)
             wait_until(lambda: db_sync.value(COUNT, everyone) == len(sent), "the first events")
         finally:
-            output = first.stop()
+            output = first.stop(check=False)
         assert first.proc.returncode == 0, output
         queued = [event(a, "contact.tag_added", tag="hot") for a in everyone for _ in range(250)]
         streams.send(queued)  # while nothing runs
         sent += queued
-        second = Up(cluster, settings, tmp_path, partitions=MORE_PARTITIONS)
+        second = up_joining(cluster, settings, tmp_path, partitions=MORE_PARTITIONS)
         try:
             second.wait_healthy()
             wait_until(lambda: db_sync.value(COUNT, everyone) >= len(sent), "the queued events")
@@ -430,7 +397,7 @@ def test_restart_with_more_partitions_spreads_them_and_they_take_over_shards(
             readers = {s: consumers(streams, s) for s in range(settings.shards)}
             streams.close()
         finally:
-            output = second.stop()
+            output = second.stop(check=False)
         assert second.proc.returncode == 0, output
     finally:
         with contextlib.suppress(StopIteration):

@@ -18,7 +18,7 @@ import redis
 
 from hairtrigger.embedded import Services, services
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 # Child process: "hold" keeps the services until a line arrives on stdin, "once" just uses them.
 CHILD = """

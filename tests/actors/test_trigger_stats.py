@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pipelines import errors
 from pipelines.examples import all_of, cond
 from pipelines.trigger_stats import LATENCY_BOUNDS_MS, latency_bucket, percentile_ms
-from tests.api.helpers import problem
-from tests.conftest import Db, Tenant
-from tests.streaming.helpers import Streams, active_workflow, event
+from tests.support.db import Db
+from tests.support.factories import Tenant, active_workflow, event
+from tests.support.problems import problem
+from tests.support.streams import Streams
 
 MakeTenant = Callable[..., Tenant]
 

@@ -8,8 +8,9 @@ import uuid
 from collections.abc import Callable
 
 from pipelines.examples import all_of, cond
-from tests.conftest import Db, Tenant
-from tests.streaming.helpers import Streams, active_workflow, enrollments, event
+from tests.support.db import Db, enrollments
+from tests.support.factories import Tenant, active_workflow, event
+from tests.support.streams import Streams
 
 MakeTenant = Callable[..., Tenant]
 

@@ -14,7 +14,7 @@ import pytest
 from pipelines import scopes
 from store import accounts
 from store.migrate import migration_files
-from tests.conftest import Db
+from tests.support.db import Db
 
 
 def run_cli(database_url: str, redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:

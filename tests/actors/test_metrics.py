@@ -24,8 +24,10 @@ from pipelines.examples import all_of, cond
 from pipelines.metrics import distribution, total
 from pipelines.sharding import partition_for, shard_for
 from streams import names
-from tests.conftest import Tenant, serve, tenant_factory
-from tests.streaming.helpers import Streams, active_workflow, event, wait_until
+from tests.support.factories import Tenant, active_workflow, event, tenant_factory
+from tests.support.servers import serve
+from tests.support.streams import Streams
+from tests.support.wait import wait_until
 
 MakeTenant = Callable[..., Tenant]
 HOT = all_of(cond("tag", "equals", "hot"))

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from hairtrigger import embedded
-from tests.conftest import UP_REDIS_DB, free_port, own_servers
-from tests.streaming.helpers import wait_until
+from tests.support.servers import UP_REDIS_DB, free_port, own_servers
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from pipelines.examples import REALISTIC
-from tests.conftest import Db, Tenant
-from tests.streaming.helpers import Streams, active_workflow, enrollments, event
+from tests.support.db import Db, enrollments
+from tests.support.factories import Tenant, active_workflow, event
+from tests.support.streams import Streams
 
 MakeTenant = Callable[..., Tenant]
 

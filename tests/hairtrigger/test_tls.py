@@ -1,12 +1,10 @@
-"""`hairtrigger up --ssl-certfile F --ssl-keyfile K`: HTTPS with TLS 1.2 or newer only."""
+"""`hairtrigger up --ssl-certfile F --ssl-keyfile K`: HTTPS with TLS 1.2 or newer only. The whole
+`up` with the flags: tests/e2e/test_tls_up.py."""
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import ipaddress
 import os
-import signal
 import socket
 import ssl
 import subprocess
@@ -16,117 +14,18 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from api.app import create_app
-from hairtrigger import cli, embedded, serving
+from hairtrigger import cli, serving
 from pipelines.config import Settings
 from store import accounts
-from tests.conftest import UP_REDIS_DB, Db, free_port, own_servers
-
-
-@dataclass(frozen=True)
-class Pki:
-    cert: Path
-    key: Path
-    other_key: Path  # belongs to no certificate here
-    encrypted_key: Path
-    not_pem: Path
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey, password: bytes | None = None) -> bytes:
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password) if password else
-        serialization.NoEncryption()
-    )  # fmt: skip
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-    )
-
-
-def _self_signed(key: ec.EllipticCurvePrivateKey) -> bytes:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    public = key.public_key()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    """A self-signed certificate for localhost / 127.0.0.1 and some unusable key files."""
-    where = tmp_path_factory.mktemp("pki")
-    key, other = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    files = {
-        "cert.pem": _self_signed(key),
-        "key.pem": _key_pem(key),
-        "other-key.pem": _key_pem(other),
-        "encrypted-key.pem": _key_pem(key, b"secret"),
-        "not-pem.txt": b"this is not a certificate\n",
-    }
-    for name, content in files.items():
-        (where / name).write_bytes(content)
-    return Pki(
-        where / "cert.pem", where / "key.pem", where / "other-key.pem",
-        where / "encrypted-key.pem", where / "not-pem.txt",
-    )  # fmt: skip
-
-
-def _trusting(pki: Pki, **versions: ssl.TLSVersion) -> ssl.SSLContext:
-    """A client that trusts only our certificate, optionally pinned to TLS versions."""
-    context = ssl.create_default_context(cafile=str(pki.cert))
-    for attr, version in versions.items():
-        setattr(context, attr, version)
-    return context
-
-
-def _tls_1_1_client() -> ssl.SSLContext:
-    """A client that speaks TLS 1.1 and nothing newer (OpenSSL 3 needs security level 0)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    context.set_ciphers("DEFAULT:@SECLEVEL=0")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # TLSv1_1 itself is deprecated
-        context.minimum_version = ssl.TLSVersion.TLSv1_1
-        context.maximum_version = ssl.TLSVersion.TLSv1_1
-    return context
-
-
-def _handshake(port: int, context: ssl.SSLContext) -> str | None:
-    """The TLS version a handshake with 127.0.0.1:port negotiates."""
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
-        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
-    ):
-        return tls.version()
+from tests.support.db import Db
+from tests.support.servers import free_port
+from tests.support.tls import Pki, handshake, tls_1_1_client, trusting
 
 
 @contextlib.contextmanager
@@ -174,7 +73,7 @@ def test_the_context_refuses_anything_older_than_tls_1_2(pki: Pki) -> None:
 
 def test_https_round_trip_with_the_certificate_as_ca(tls_port: int, pki: Pki, api_key: str) -> None:
     base = f"https://127.0.0.1:{tls_port}"
-    trust = _trusting(pki)
+    trust = trusting(pki)
     assert httpx.get(f"{base}/healthz", verify=trust, timeout=10).json() == {"status": "ok"}
     headers = {"Authorization": f"Bearer {api_key}"}
     with httpx.Client(base_url=f"{base}/api/v1", headers=headers, verify=trust) as client:
@@ -189,9 +88,9 @@ def test_https_round_trip_with_the_certificate_as_ca(tls_port: int, pki: Pki, ap
 
 
 def test_tls_1_3_is_preferred_and_1_2_still_served(tls_port: int, pki: Pki) -> None:
-    assert _handshake(tls_port, _trusting(pki)) == "TLSv1.3"
-    only_1_2 = _trusting(pki, maximum_version=ssl.TLSVersion.TLSv1_2)
-    assert _handshake(tls_port, only_1_2) == "TLSv1.2"
+    assert handshake(tls_port, trusting(pki)) == "TLSv1.3"
+    only_1_2 = trusting(pki, maximum_version=ssl.TLSVersion.TLSv1_2)
+    assert handshake(tls_port, only_1_2) == "TLSv1.2"
 
 
 def test_a_client_that_does_not_trust_the_certificate_is_refused(tls_port: int) -> None:
@@ -202,7 +101,7 @@ def test_a_client_that_does_not_trust_the_certificate_is_refused(tls_port: int) 
 def test_a_tls_1_1_client_is_refused(tls_port: int, pki: Pki) -> None:
     # asyncio's TLS transport hangs up without an alert: the client sees EOF in the handshake
     with pytest.raises(ssl.SSLError, match=r"PROTOCOL_VERSION|EOF"):
-        _handshake(tls_port, _tls_1_1_client())
+        handshake(tls_port, tls_1_1_client())
 
 
 def test_the_tls_1_1_client_is_refused_because_of_the_minimum(pki: Pki) -> None:
@@ -214,11 +113,11 @@ def test_the_tls_1_1_client_is_refused_because_of_the_minimum(pki: Pki) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         loose.minimum_version = ssl.TLSVersion.TLSv1_1
-    assert _memory_handshake(loose, _tls_1_1_client()) == "TLSv1.1"
+    assert _memory_handshake(loose, tls_1_1_client()) == "TLSv1.1"
     ours = serving.tls_context(pki.cert, pki.key)
     ours.set_ciphers("DEFAULT:@SECLEVEL=0")
     with pytest.raises(ssl.SSLError, match="UNSUPPORTED_PROTOCOL"):
-        _memory_handshake(ours, _tls_1_1_client())
+        _memory_handshake(ours, tls_1_1_client())
 
 
 def _memory_handshake(server: ssl.SSLContext, client: ssl.SSLContext) -> str | None:
@@ -247,7 +146,7 @@ def test_plain_http_to_the_tls_port_fails(tls_port: int, pki: Pki) -> None:
         raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         answer = raw.recv(1024)
     assert not answer.startswith(b"HTTP/"), answer
-    assert httpx.get(f"https://127.0.0.1:{tls_port}/healthz", verify=_trusting(pki)).is_success
+    assert httpx.get(f"https://127.0.0.1:{tls_port}/healthz", verify=trusting(pki)).is_success
 
 
 def test_up_flags_build_the_tls_server(pki: Pki, settings: Settings) -> None:
@@ -311,40 +210,3 @@ def test_up_refuses_unusable_tls_files_before_starting(
     assert message in done.stderr
     assert done.stderr.startswith("hairtrigger: ")
     assert "Hairtrigger API" not in done.stdout
-
-
-@pytest.mark.slow
-def test_up_serves_https_end_to_end(services: embedded.Services, pki: Pki) -> None:
-    """The whole `hairtrigger up` (Ray, actors, scheduler) with the TLS flags, on a database and
-    Redis db of its own (the session's partition actors are still alive)."""
-    port = free_port()
-    with own_servers(services, "ht_tls", UP_REDIS_DB, 4) as env:
-        _serve_https(env, port, pki)
-
-
-def _serve_https(env: dict[str, str], port: int, pki: Pki) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hairtrigger.cli", "up", "--port", str(port), "--partitions", "1",
-         "--ssl-certfile", str(pki.cert), "--ssl-keyfile", str(pki.key)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    base = f"https://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "hairtrigger up did not answer in 120 s"
-            try:
-                if httpx.get(f"{base}/healthz", verify=_trusting(pki), timeout=2).is_success:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.25)
-        with pytest.raises(ssl.SSLError, match=r"PROTOCOL_VERSION|EOF"):
-            _handshake(port, _tls_1_1_client())
-        with pytest.raises(httpx.TransportError):
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0, output
-    assert f"{base}  (docs: {base}/docs)" in output
