@@ -1,4 +1,4 @@
-"""Application logging with emails and phone numbers masked (SPEC §4)."""
+"""Application logging with emails and phone numbers masked (docs/contract.md §4)."""
 
 from __future__ import annotations
 

@@ -163,8 +163,9 @@ class SchedulerWorker:
         keys = lookup_keys(spec, start, horizon)
         rows = []
         for contact_id, day, tz in await store.dated_contacts(pool, spec.account_id, field, **keys):
-            for o in date_occurrences(spec.event.name, day, spec.settings, zone(tz, account_tz),
-                                      start, horizon):  # fmt: skip
+            for o in date_occurrences(
+                spec.event.name, day, spec.settings, zone(tz, account_tz), start, horizon
+            ):
                 rows.append((spec.trigger_id, contact_id, o.key, spec.account_id, field, day, o.at))
         await store.add_agenda(pool, rows)
         await store.set_watermark(pool, spec.trigger_id, horizon, now)
@@ -176,8 +177,9 @@ class SchedulerWorker:
         keys = lookup_keys(spec, start, end)
         missed = []
         for contact_id, day, tz in await store.dated_contacts(pool, spec.account_id, field, **keys):
-            for o in date_occurrences(spec.event.name, day, spec.settings, zone(tz, account_tz),
-                                      start, end):  # fmt: skip
+            for o in date_occurrences(
+                spec.event.name, day, spec.settings, zone(tz, account_tz), start, end
+            ):
                 missed.append(_skip_row(spec, contact_id, o))
         await store.log_skipped(pool, missed)
         self._count_skips(spec, len(missed))
@@ -186,8 +188,9 @@ class SchedulerWorker:
         if n:
             self.counters.skipped += n
             self.metrics.inc(sm.SKIPPED, n)
-            log.warning("trigger %s: %d occurrence(s) older than catch_up_hours skipped",
-                        spec.trigger_id, n)  # fmt: skip
+            log.warning(
+                "trigger %s: %d occurrence(s) older than catch_up_hours skipped", spec.trigger_id, n
+            )
 
     async def _plan_runs(self, spec: TriggerSpec, account_tz: str, now: datetime) -> None:
         pool = self._need_pool()
@@ -302,8 +305,14 @@ class SchedulerWorker:
 
     def stats(self) -> dict[str, Any]:
         c = self.counters
-        return {"ticks": c.ticks, "emitted": c.emitted, "skipped": c.skipped, "stale": c.stale,
-                "released": c.released, "by_kind": dict(c.by_kind)}  # fmt: skip
+        return {
+            "ticks": c.ticks,
+            "emitted": c.emitted,
+            "skipped": c.skipped,
+            "stale": c.stale,
+            "released": c.released,
+            "by_kind": dict(c.by_kind),
+        }
 
 
 async def _snapshot(worker: SchedulerWorker) -> dict[str, Any]:
@@ -312,8 +321,14 @@ async def _snapshot(worker: SchedulerWorker) -> dict[str, Any]:
 
 def _skip_row(spec: TriggerSpec, contact_id: Any, occurrence: Occurrence) -> tuple[Any, ...]:
     details = {"occurrence": occurrence.key, "due_at": occurrence.at.isoformat()}
-    return (spec.account_id, spec.workflow_id, spec.trigger_id, contact_id,
-            spec.event.event_type, details)  # fmt: skip
+    return (
+        spec.account_id,
+        spec.workflow_id,
+        spec.trigger_id,
+        contact_id,
+        spec.event.event_type,
+        details,
+    )
 
 
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)

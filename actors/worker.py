@@ -167,9 +167,13 @@ class PartitionWorker:
         c = self.config
         if self._streams is None:
             self._streams = RedisShards(
-                async_client(c.redis_url), self.consumer, self.shards, c.max_deliveries,
-                c.retention_s, c.stream_max_len,
-            )  # fmt: skip
+                async_client(c.redis_url),
+                self.consumer,
+                self.shards,
+                c.max_deliveries,
+                c.retention_s,
+                c.stream_max_len,
+            )
         self._streams.on_dead_letter = self._count_dead_letters
         self._store = self._store or await PartitionStore.connect(c.database_url)
         await self._streams.ensure_groups()
@@ -224,9 +228,12 @@ class PartitionWorker:
                 outage = _is_outage(exc)
                 self.mode = ReadMode.PENDING if outage else ReadMode.ONE_BY_ONE
                 log.warning(
-                    "%s: batch failed (%s: %s)", self.consumer, type(exc).__name__, exc,
+                    "%s: batch failed (%s: %s)",
+                    self.consumer,
+                    type(exc).__name__,
+                    exc,
                     exc_info=not outage,
-                )  # fmt: skip
+                )
                 await asyncio.sleep(min(0.05 * 2**failures, 2.0))
                 await self._wait_for_servers()
 
@@ -279,10 +286,16 @@ class PartitionWorker:
         field_name = names.EVENT_FIELD.encode()
         raw = {(s, i): (f or {}).get(field_name, b"") for s, i, f in entries}
         rejected = [
-            Rejected(e.stream, e.entry_id, raw[(e.stream, e.entry_id)], DeadLetter.UNKNOWN_ACCOUNT,
-                     f"unknown account_id {e.envelope.account_id}")
-            for e in events if e.envelope.account_id in unknown
-        ]  # fmt: skip
+            Rejected(
+                e.stream,
+                e.entry_id,
+                raw[(e.stream, e.entry_id)],
+                DeadLetter.UNKNOWN_ACCOUNT,
+                f"unknown account_id {e.envelope.account_id}",
+            )
+            for e in events
+            if e.envelope.account_id in unknown
+        ]
         return [e for e in events if e.envelope.account_id not in unknown], rejected
 
     async def _match(self, batch: Batch) -> None:
@@ -298,11 +311,16 @@ class PartitionWorker:
 
     async def _read_policy_inputs(self, batch: Batch) -> None:
         """What the enrollment policy needs: each pair's latest enrollment, business hours."""
-        pairs = {(m.event.envelope.account_id, m.trigger.workflow_id, m.event.contact_id)
-                 for m in batch.matches}  # fmt: skip
+        pairs = {
+            (m.event.envelope.account_id, m.trigger.workflow_id, m.event.contact_id)
+            for m in batch.matches
+        }
         batch.history = await self._db().history(pairs) if pairs else {}
-        waiting = {m.event.envelope.account_id for m in batch.matches
-                   if m.trigger.settings.respect_business_hours}  # fmt: skip
+        waiting = {
+            m.event.envelope.account_id
+            for m in batch.matches
+            if m.trigger.settings.respect_business_hours
+        }
         batch.hours = await self._business_hours(waiting)
 
     def _decide(self, batch: Batch) -> None:
@@ -329,8 +347,15 @@ class PartitionWorker:
         self.metrics.observe(sm.BATCH_SIZE, entries, partition=partition)
         if batch.events:
             self.metrics.observe(sm.MATCH_MS, batch.match_ms, partition=partition)
-            sm.record_batch(self.metrics, partition, batch.events, batch.matches, batch.inserted,
-                            batch.logs + batch.decided, batch.committed_ms)  # fmt: skip
+            sm.record_batch(
+                self.metrics,
+                partition,
+                batch.events,
+                batch.matches,
+                batch.inserted,
+                batch.logs + batch.decided,
+                batch.committed_ms,
+            )
 
     async def _business_hours(self, accounts: set[uuid.UUID]) -> dict[uuid.UUID, BusinessHours]:
         """Account hours, cached for a short while (settings change rarely)."""

@@ -86,8 +86,17 @@ def create_app(settings: Settings, sync: ConfigSync | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.sync = sync
-    routers = (workflows, backtest, triggers, trigger_stats, dry_run, preview, logs, templates,
-               account)  # fmt: skip
+    routers = (
+        workflows,
+        backtest,
+        triggers,
+        trigger_stats,
+        dry_run,
+        preview,
+        logs,
+        templates,
+        account,
+    )
     for module in routers:
         app.include_router(module.router, prefix=PREFIX, **ratelimit.PER_KEY)
     app.include_router(events.router, prefix=PREFIX, **ratelimit.PER_ACCOUNT_EVENTS)

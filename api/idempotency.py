@@ -161,8 +161,9 @@ class _Claim:
         if not rules.kept(status):
             await self._release()
             return
-        headers = rules.replayed_headers([(k.decode("latin-1"), v.decode("latin-1"))
-                                          for k, v in raw])  # fmt: skip
+        headers = rules.replayed_headers(
+            [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
+        )
         try:
             async with store.account_connection(self.pool, self.account_id) as conn:
                 await store.complete(

@@ -133,9 +133,11 @@ async def _on_unstorable(request: Request, exc: Exception) -> Response:
 async def _on_outage(request: Request, exc: Exception) -> Response:
     log.warning("database unreachable on %s %s: %r", request.method, request.url.path, exc)
     response = problem(
-        503, errors.SERVICE_UNAVAILABLE, "the database does not answer; retry shortly",
+        503,
+        errors.SERVICE_UNAVAILABLE,
+        "the database does not answer; retry shortly",
         request.url.path,
-    )  # fmt: skip
+    )
     response.headers["Retry-After"] = "1"
     return response
 
@@ -154,7 +156,11 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(asyncpg.DataError, _on_unstorable)
     app.add_exception_handler(orjson.JSONEncodeError, _on_unstorable)
     # The database down or gone mid-request: 503 with Retry-After, not a 500.
-    for outage in (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-                   asyncpg.CannotConnectNowError):  # fmt: skip
+    for outage in (
+        OSError,
+        asyncpg.InterfaceError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.CannotConnectNowError,
+    ):
         app.add_exception_handler(outage, _on_outage)
     app.add_exception_handler(Exception, _on_crash)

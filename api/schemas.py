@@ -213,7 +213,7 @@ class EventMetadata(BaseModel):
 
 
 class EventIn(Strict):
-    """The event envelope (SPEC §3)."""
+    """The event envelope (docs/contract.md §3)."""
 
     model_config = ConfigDict(
         extra="forbid",

@@ -85,8 +85,12 @@ def _cmd_keys_create(settings: Settings, args: argparse.Namespace) -> Any:
             key, key_id = await accounts.create_key(conn, account_id, wanted)
         except asyncpg.ForeignKeyViolationError:
             raise CliError(f"no account {account_id}") from None
-        return {"api_key": key, "key_id": str(key_id), "account_id": str(account_id),
-                "scopes": wanted}  # fmt: skip
+        return {
+            "api_key": key,
+            "key_id": str(key_id),
+            "account_id": str(account_id),
+            "scopes": wanted,
+        }
 
     assert settings.database_url is not None
     return asyncio.run(_with_db(settings.database_url, work))
@@ -123,8 +127,9 @@ def _cmd_up(settings: Settings, args: argparse.Namespace) -> Any:
         print(f"Hairtrigger API:  {base}  (docs: {base}/docs)", flush=True)
         print(f"Ray dashboard:    {eng.dashboard_url or 'not running'}", flush=True)
         print(_where_metrics(eng, base), flush=True)
-        print(f"Partitions: {args.partitions} over {eng.shards} shards; scheduler running",
-              flush=True)  # fmt: skip
+        print(
+            f"Partitions: {args.partitions} over {eng.shards} shards; scheduler running", flush=True
+        )
         app = create_app(settings, sync=eng.partitions)
         serving.api_server(app, args.host, args.port, tls).run()
     return None
@@ -132,11 +137,15 @@ def _cmd_up(settings: Settings, args: argparse.Namespace) -> Any:
 
 def _where_metrics(eng: Any, base: str) -> str:
     """Where `up` users find the numbers: Prometheus text per node, the dashboard, /stats."""
-    lines = [f"Metrics:          {url}  (Prometheus text; scrape every node's, names"
-             " ray_hairtrigger_*)" for url in eng.metrics_urls]  # fmt: skip
+    lines = [
+        f"Metrics:          {url}  (Prometheus text; scrape every node's, names ray_hairtrigger_*)"
+        for url in eng.metrics_urls
+    ]
     if eng.dashboard_url:
-        lines.append(f"Metrics charts:   {eng.dashboard_url}/#/metrics  (needs Prometheus and"
-                     " Grafana: `ray metrics launch-prometheus`)")  # fmt: skip
+        lines.append(
+            f"Metrics charts:   {eng.dashboard_url}/#/metrics  (needs Prometheus and"
+            " Grafana: `ray metrics launch-prometheus`)"
+        )
     lines.append(f"Stats:            {base}/api/v1/stats  (a key with stats:read)")
     return "\n".join(lines)
 
@@ -183,8 +192,12 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=8000)
     up.add_argument("--partitions", type=int, default=2, help="partition actors (default 2)")
     up.add_argument("--address", default=None, help="join a Ray cluster, e.g. 'auto'")
-    up.add_argument("--metrics-port", type=int, default=None,
-                    help="Prometheus port of a local Ray (default: a free one)")  # fmt: skip
+    up.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="Prometheus port of a local Ray (default: a free one)",
+    )
     up.add_argument("--ssl-certfile", help="serve HTTPS (TLS 1.2+) with this PEM certificate")
     up.add_argument("--ssl-keyfile", help="the certificate's unencrypted PEM private key")
     up.set_defaults(run=_cmd_up)
@@ -208,8 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         with embedded.services(
             settings.database_url, settings.redis_url, settings.data_dir
         ) as found:
-            resolved = replace(settings, database_url=found.database_url,
-                               redis_url=found.redis_url)  # fmt: skip
+            resolved = replace(settings, database_url=found.database_url, redis_url=found.redis_url)
             result = args.run(resolved, args)
     except (CliError, ConfigError) as exc:
         print(f"hairtrigger: {exc}", file=sys.stderr)

@@ -80,8 +80,9 @@ def _bar(done: int, total: int, started: float) -> None:
     width = 40
     filled = int(width * done / max(total, 1))
     rate = done / max(time.monotonic() - started, 1e-9)
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} events"
-                     f"  {rate:,.0f}/s ")  # fmt: skip
+    sys.stderr.write(
+        f"\r[{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} events  {rate:,.0f}/s "
+    )
     sys.stderr.flush()
 
 
@@ -121,8 +122,10 @@ def _print_summary(
     events: int, elapsed: float, report: dict[str, Any], workflow_names: dict[uuid.UUID, str]
 ) -> None:
     total = sum(n for _, n in report["per_workflow"])
-    print(f"\n{events:,} events in {elapsed:.1f} s = {events / elapsed:,.0f} events/s, "
-          f"{total:,} enrollments")  # fmt: skip
+    print(
+        f"\n{events:,} events in {elapsed:.1f} s = {events / elapsed:,.0f} events/s, "
+        f"{total:,} enrollments"
+    )
     if report["latency_ms"]:
         p50, p95, p99 = report["latency_ms"]
         print(f"XADD -> enrollment committed: p50 {p50:.0f} ms, p95 {p95:.0f} ms, p99 {p99:.0f} ms")

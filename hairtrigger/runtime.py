@@ -33,8 +33,9 @@ def init_local(**options: Any) -> Any:
             ray.shutdown()
             if attempt == LOCAL_START_TRIES:
                 raise
-            log.warning("Ray did not start (%s); trying again (%d/%d)", exc, attempt + 1,
-                        LOCAL_START_TRIES)  # fmt: skip
+            log.warning(
+                "Ray did not start (%s); trying again (%d/%d)", exc, attempt + 1, LOCAL_START_TRIES
+            )
     raise AssertionError("unreachable")
 
 
@@ -92,12 +93,17 @@ def engine(
     else:
         context = ray.init(address=address, namespace=NAMESPACE, configure_logging=False)
     try:
-        retention = {"retention_s": settings.stream_retention_hours * 3600.0,
-                     "stream_max_len": settings.stream_max_len}  # fmt: skip
+        retention = {
+            "retention_s": settings.stream_retention_hours * 3600.0,
+            "stream_max_len": settings.stream_max_len,
+        }
         group = Partitions.start(
-            partitions, shards, settings.database_url, settings.redis_url,
+            partitions,
+            shards,
+            settings.database_url,
+            settings.redis_url,
             **{**retention, **worker_options},
-        )  # fmt: skip
+        )
         url = context.dashboard_url
         scheduler = start_scheduler(
             SchedulerConfig(

@@ -45,12 +45,24 @@ from streams.events import add_events_sync
 REDIS_DB = 14
 CHUNK = 10_000
 TARGET = 100_000
-SAVED = ("contact", "tag_added", {"logic": "AND", "conditions": [
-    {"field": "tag", "operator": "equals", "value": "vip"}]}, None)  # fmt: skip
-DRAFT = ("contact", "tag_added", {"logic": "AND", "conditions": [
-    {"field": "tag", "operator": "in", "value": ["vip", "hot-lead"]},
-    {"field": "contact.status", "operator": "equals", "value": "customer"}]},
-    {"enrollment_limit": "multiple", "reenroll_cooldown_seconds": 86400})  # fmt: skip
+SAVED = (
+    "contact",
+    "tag_added",
+    {"logic": "AND", "conditions": [{"field": "tag", "operator": "equals", "value": "vip"}]},
+    None,
+)
+DRAFT = (
+    "contact",
+    "tag_added",
+    {
+        "logic": "AND",
+        "conditions": [
+            {"field": "tag", "operator": "in", "value": ["vip", "hot-lead"]},
+            {"field": "contact.status", "operator": "equals", "value": "customer"},
+        ],
+    },
+    {"enrollment_limit": "multiple", "reenroll_cooldown_seconds": 86400},
+)
 
 
 def contact_ids(count: int) -> list[uuid.UUID]:
@@ -73,14 +85,18 @@ async def seed(url: str, contacts: list[uuid.UUID]) -> tuple[uuid.UUID, TriggerS
         try:
             await plain.copy_records_to_table(
                 "contacts",
-                records=[(account, c, orjson.dumps(s).decode(), False)
-                         for c, s in zip(contacts, states, strict=True)],
+                records=[
+                    (account, c, orjson.dumps(s).decode(), False)
+                    for c, s in zip(contacts, states, strict=True)
+                ],
                 columns=["account_id", "contact_id", "state", "deleted"],
-            )  # fmt: skip
+            )
         finally:
             await plain.close()
-        enrolled = [(uuid.uuid4(), account, workflow["id"], row["id"], c, uuid.uuid4(), True)
-                    for c in contacts[::10]]  # fmt: skip
+        enrolled = [
+            (uuid.uuid4(), account, workflow["id"], row["id"], c, uuid.uuid4(), True)
+            for c in contacts[::10]
+        ]
         await conn.executemany(
             "INSERT INTO workflow_enrollments (id, account_id, workflow_id, trigger_id,"
             " contact_id, event_id, status, run_at, single)"
@@ -102,8 +118,10 @@ def fill(redis_url: str, stream: str, account: uuid.UUID, contacts: list[str], c
     kinds = sorted(DATA)
     with sync_client(redis_url) as client:
         for start in range(0, count, CHUNK):
-            envs = [envelope(account, r.choice(contacts), r.choice(kinds), r)
-                    for _ in range(min(CHUNK, count - start))]  # fmt: skip
+            envs = [
+                envelope(account, r.choice(contacts), r.choice(kinds), r)
+                for _ in range(min(CHUNK, count - start))
+            ]
             add_events_sync(client, [(stream, encode_event(env)) for env in envs])
 
 
@@ -129,12 +147,16 @@ def line(name: str, result: Result, seconds: float, cpu: float) -> str:
     verdict = "PASS" if rate >= TARGET else "FAIL"
     diff = ""
     if result.diff is not None:
-        diff = (f"; diff +{result.diff.newly_matching.count:,}"
-                f" -{result.diff.no_longer_matching.count:,}")  # fmt: skip
+        diff = (
+            f"; diff +{result.diff.newly_matching.count:,}"
+            f" -{result.diff.no_longer_matching.count:,}"
+        )
     matched = f"matched {out.matched_events:,} ({out.matched_contacts:,} contacts)"
-    return (f"{name:<11} {result.events_scanned:,} events in {seconds:.2f} s = {rate:,.0f} events/s"
-            f" [>= {TARGET:,}: {verdict}] ({cpu:.2f} s CPU); {matched},"
-            f" would enroll {out.would_enroll:,}{diff}")  # fmt: skip
+    return (
+        f"{name:<11} {result.events_scanned:,} events in {seconds:.2f} s = {rate:,.0f} events/s"
+        f" [>= {TARGET:,}: {verdict}] ({cpu:.2f} s CPU); {matched},"
+        f" would enroll {out.would_enroll:,}{diff}"
+    )
 
 
 def run(settings: Settings, args: argparse.Namespace) -> list[str]:
@@ -154,10 +176,14 @@ def run(settings: Settings, args: argparse.Namespace) -> list[str]:
     bt = Backtest(account, saved)
     lines.append(line("saved", *asyncio.run(backtest(settings, bt, stream))))
     config = validate_trigger(*DRAFT)
-    draft = spec_from_config(config, trigger_id=saved.trigger_id, workflow_id=saved.workflow_id,
-                             account_id=account)  # fmt: skip
-    lines.append(line("draft+diff", *asyncio.run(backtest(settings, Backtest(account, draft, saved),
-                                                          stream))))  # fmt: skip
+    draft = spec_from_config(
+        config, trigger_id=saved.trigger_id, workflow_id=saved.workflow_id, account_id=account
+    )
+    lines.append(
+        line(
+            "draft+diff", *asyncio.run(backtest(settings, Backtest(account, draft, saved), stream))
+        )
+    )
     return lines
 
 

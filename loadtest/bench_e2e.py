@@ -10,7 +10,7 @@
 
 Runs in a fresh database (created on the DATABASE_URL server, dropped at the end) and Redis
 logical db 11 (flushed) so old data never counts; embedded servers when the variables are unset.
-Prints figures and PASS/FAIL against the targets of issue 3; asserts nothing.
+Prints figures and PASS/FAIL against the targets in docs/operations.md §13; asserts nothing.
 """
 
 from __future__ import annotations
@@ -143,9 +143,11 @@ def machine(client: SyncRedis, url: str) -> str:
     models = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
     cpu = models[0] if models else platform.processor()
     pg = asyncio.run(value(url, "SHOW server_version"))
-    return (f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.machine()}, "
-            f"Python {platform.python_version()}, Redis {client.info()['redis_version']}, "
-            f"PostgreSQL {pg}")  # fmt: skip
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.machine()}, "
+        f"Python {platform.python_version()}, Redis {client.info()['redis_version']}, "
+        f"PostgreSQL {pg}"
+    )
 
 
 def ms(figures: dict[str, Any]) -> str:
@@ -154,8 +156,10 @@ def ms(figures: dict[str, Any]) -> str:
 
 
 def actor(s: dict[str, Any]) -> str:
-    return (f"p{s['partition']}: {s['events']:,} events in {s['batches']:,} batches,"
-            f" {s['dead_lettered']} dead-lettered, {s['errors']} errors")  # fmt: skip
+    return (
+        f"p{s['partition']}: {s['events']:,} events in {s['batches']:,} batches,"
+        f" {s['dead_lettered']} dead-lettered, {s['errors']} errors"
+    )
 
 
 def run(settings: Settings, args: argparse.Namespace, client: SyncRedis) -> list[str]:
@@ -168,18 +172,22 @@ def run(settings: Settings, args: argparse.Namespace, client: SyncRedis) -> list
     for i in range(0, len(preload), CHUNK):
         xadd(client, preload[i : i + CHUNK])
     batch = WorkerConfig(0, args.partitions, shards, url, settings.redis_url).batch_size
-    lines = [f"machine     {machine(client, url)}",
-             f"settings    {args.partitions} partitions, {shards} shards, batch {batch} per shard,"
-             f" {args.accounts} accounts x 26 active workflows"]  # fmt: skip
+    lines = [
+        f"machine     {machine(client, url)}",
+        f"settings    {args.partitions} partitions, {shards} shards, batch {batch} per shard,"
+        f" {args.accounts} accounts x 26 active workflows",
+    ]
     with runtime.engine(settings, args.partitions, dashboard=False) as eng:
         early = processed(eng)  # consumed while the other actors were still starting
         seconds = wait_drained(client, eng, args.preload, 0)
         rate = (args.preload - early) / seconds
         ok = seconds < DRAIN_TIMEOUT and rate >= 15_000
         enrolled = asyncio.run(value(url, "SELECT count(*) FROM workflow_enrollments"))
-        lines.append(f"preload     {args.preload - early:,} events (+{early:,} before the timer)"
-                     f" in {seconds:.2f} s = {rate:,.0f} events/s -> {enrolled:,} enrollments"
-                     f" committed   [>= 15,000/s, all acknowledged: {verdict(ok)}]")  # fmt: skip
+        lines.append(
+            f"preload     {args.preload - early:,} events (+{early:,} before the timer)"
+            f" in {seconds:.2f} s = {rate:,.0f} events/s -> {enrolled:,} enrollments"
+            f" committed   [>= 15,000/s, all acknowledged: {verdict(ok)}]"
+        )
         since = time.time() - 0.001  # stream entry ids have whole milliseconds
         base = processed(eng)
         took = send_paced(client, paced, args.rate)
@@ -189,13 +197,15 @@ def run(settings: Settings, args: argparse.Namespace, client: SyncRedis) -> list
     p95, p99 = committed["p"][1:]
     ok = tail < DRAIN_TIMEOUT
     sent_rate = len(paced) / took if took else 0.0
-    return [*lines,
-            f"open loop   {len(paced):,} events at {args.rate:,}/s for {args.seconds} s: sent at"
-            f" {sent_rate:,.0f}/s over {took:.1f} s, drained {tail:.2f} s after the last",
-            f"latency     XADD -> enrollment committed ({committed['n']:,} enrollments):"
-            f" {ms(committed)}   [p95 <= 100: {verdict(ok and p95 <= 100)},"
-            f" p99 <= 250: {verdict(ok and p99 <= 250)}]",
-            "actors      " + "; ".join(map(actor, stats))]  # fmt: skip
+    return [
+        *lines,
+        f"open loop   {len(paced):,} events at {args.rate:,}/s for {args.seconds} s: sent at"
+        f" {sent_rate:,.0f}/s over {took:.1f} s, drained {tail:.2f} s after the last",
+        f"latency     XADD -> enrollment committed ({committed['n']:,} enrollments):"
+        f" {ms(committed)}   [p95 <= 100: {verdict(ok and p95 <= 100)},"
+        f" p99 <= 250: {verdict(ok and p99 <= 250)}]",
+        "actors      " + "; ".join(map(actor, stats)),
+    ]
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Matching benchmark (issue 3): decode + match on one core, no I/O.
+"""Matching benchmark (docs/operations.md §13): decode + match on one core, no I/O.
 
     python -m loadtest.bench_match [--accounts 100] [--triggers 10000] [--events 200000]
     python -m loadtest.bench_match --quick
@@ -6,7 +6,7 @@
 Builds a TriggerIndex of ACCOUNTS x TRIGGERS live triggers spread over the 26 catalog events:
 90% pinned to one of VALUES identifying values by an `equals` on the event's identifying field
 (events without one: `contact.tags contains list-N`) plus 1-2 realistic extra conditions, 10%
-contact conditions only (`contact.tags contains seg-N` plus one more). Realistic SPEC §3
+contact conditions only (`contact.tags contains seg-N` plus one more). Realistic docs/contract.md §3
 envelopes are encoded to JSON bytes, then timed: batch decode (pipelines.messages) -> contact
 from the event or a projection dict -> candidates -> predicates. The same events run against a
 second index with --small-triggers per account to show the cost is flat in the trigger count.
@@ -55,10 +55,12 @@ _CONTACT_EXTRAS = (
 
 def _extras(event: TriggerEvent) -> list[dict[str, Any]]:
     own = [
-        c for c in REALISTIC[event.name][1]["conditions"]
-        if c.get("field") not in event.identifying and c.get("field") is not None
+        c
+        for c in REALISTIC[event.name][1]["conditions"]
+        if c.get("field") not in event.identifying
+        and c.get("field") is not None
         and c.get("operator") != "changed_to"
-    ]  # fmt: skip
+    ]
     return own + list(_CONTACT_EXTRAS)
 
 
@@ -136,7 +138,8 @@ def _event_data(rng: random.Random, event: TriggerEvent, values: int) -> dict[st
 def make_events(
     accounts: list[uuid.UUID], count: int, values: int, seed: int
 ) -> tuple[list[bytes], dict[tuple[uuid.UUID, uuid.UUID], dict[str, Any]]]:
-    """JSON envelopes (SPEC §3) and the contacts projection the non-contact events read."""
+    """JSON envelopes (docs/contract.md §3) and the contacts projection the non-contact events
+    read."""
     rng = random.Random(seed)
     contacts = {a: [uuid.uuid4() for _ in range(CONTACTS_PER_ACCOUNT)] for a in accounts}
     projection = {(a, c): _contact(rng, values) for a in accounts for c in contacts[a]}
@@ -155,10 +158,13 @@ def make_events(
                 data["previous_state"] = {**current, "status": rng.choice(STATUSES)}
                 data["changed_fields"] = ["status"]
         envelope = {
-            "event_id": str(uuid.uuid4()), "event_type": event.event_type,
-            "account_id": str(account_id), "timestamp": now, "data": data,
+            "event_id": str(uuid.uuid4()),
+            "event_type": event.event_type,
+            "account_id": str(account_id),
+            "timestamp": now,
+            "data": data,
             "metadata": {"source": "api", "depth": 0},
-        }  # fmt: skip
+        }
         out.append(encoder.encode(envelope))
     return out, projection
 
@@ -202,11 +208,15 @@ def run(
         match_s += t2 - t1
     n = len(raw)
     return {
-        "events": n, "decode_s": decode_s, "match_s": match_s,
-        "events_per_s": n / (decode_s + match_s), "us_per_event": (decode_s + match_s) / n * 1e6,
-        "match_us_per_event": match_s / n * 1e6, "candidates_per_event": candidates / n,
+        "events": n,
+        "decode_s": decode_s,
+        "match_s": match_s,
+        "events_per_s": n / (decode_s + match_s),
+        "us_per_event": (decode_s + match_s) / n * 1e6,
+        "match_us_per_event": match_s / n * 1e6,
+        "candidates_per_event": candidates / n,
         "matches_per_event": matches / n,
-    }  # fmt: skip
+    }
 
 
 def _rss_mb() -> float:

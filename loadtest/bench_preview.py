@@ -35,26 +35,56 @@ REDIS_DB = 13  # unused: the scratch helper empties it anyway
 TARGET_S = 1.0
 STATUSES = [("lead", 50), ("customer", 20), ("prospect", 20), ("churned", 10)]
 SOURCES = [("web", 40), ("import", 25), ("api", 15), ("referral", 10), ("ads", 10)]
-TAGS = ["vip", "newsletter", "webinar", "trial", "enterprise", "smb", "partner", "event-2026",
-        "churn-risk", "upsell", *[f"segment-{i}" for i in range(20)]]  # fmt: skip
+TAGS = [
+    "vip",
+    "newsletter",
+    "webinar",
+    "trial",
+    "enterprise",
+    "smb",
+    "partner",
+    "event-2026",
+    "churn-risk",
+    "upsell",
+    *[f"segment-{i}" for i in range(20)],
+]
 TAG_WEIGHTS = [5, 40, 15, 20, 8, 30, 4, 10, 6, 7, *[2] * 20]
 
 # (name, indexed, filter) as a user configures them on a contact_updated trigger
 CONDITIONS: list[tuple[str, bool, dict[str, Any]]] = [
     ("tags contains vip", True, {"field": "tags", "operator": "contains", "value": "vip"}),
-    ("status equals customer", True,
-     {"field": "status", "operator": "equals", "value": "customer"}),
-    ("source in [referral, ads]", True,
-     {"field": "source", "operator": "in", "value": ["referral", "ads"]}),
-    ("status equals churned AND tags contains upsell", True,
-     {"logic": "AND", "conditions": [
-         {"field": "status", "operator": "equals", "value": "churned"},
-         {"field": "tags", "operator": "contains", "value": "upsell"}]}),
-    ("score greater_than 90000 (unindexed)", False,
-     {"field": "score", "operator": "greater_than", "value": 90000}),
-    ("signup_date greater_than 2025-06-01 (unindexed)", False,
-     {"field": "signup_date", "operator": "greater_than", "value": "2025-06-01"}),
-]  # fmt: skip
+    (
+        "status equals customer",
+        True,
+        {"field": "status", "operator": "equals", "value": "customer"},
+    ),
+    (
+        "source in [referral, ads]",
+        True,
+        {"field": "source", "operator": "in", "value": ["referral", "ads"]},
+    ),
+    (
+        "status equals churned AND tags contains upsell",
+        True,
+        {
+            "logic": "AND",
+            "conditions": [
+                {"field": "status", "operator": "equals", "value": "churned"},
+                {"field": "tags", "operator": "contains", "value": "upsell"},
+            ],
+        },
+    ),
+    (
+        "score greater_than 90000 (unindexed)",
+        False,
+        {"field": "score", "operator": "greater_than", "value": 90000},
+    ),
+    (
+        "signup_date greater_than 2025-06-01 (unindexed)",
+        False,
+        {"field": "signup_date", "operator": "greater_than", "value": "2025-06-01"},
+    ),
+]
 
 
 def _weighted(rng: random.Random, pairs: list[tuple[str, int]]) -> str:

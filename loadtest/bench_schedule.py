@@ -1,5 +1,5 @@
-"""Scheduler benchmark (issue 4): a day's birthdays among 1,000,000 contacts, and a recurring
-schedule over 100,000 contacts, each emitted and enrolled end to end.
+"""Scheduler benchmark (docs/operations.md §13): a day's birthdays among 1,000,000 contacts, and a
+recurring schedule over 100,000 contacts, each emitted and enrolled end to end.
 
     python -m loadtest.bench_schedule [--contacts 1000000] [--recurring 100000] [--quick]
 
@@ -161,8 +161,10 @@ def run(settings: Settings, args: argparse.Namespace) -> list[str]:
             f"{total:.2f} s after the tick   [< 30 s: {verdict(ok)}]"
         )
         for p in eng.partitions.stats():
-            lines.append(f"partition   {p['partition']}: {p['events']:,} events in {p['batches']:,}"
-                         f" batches, {p['enrolled']:,} enrolled, {p['errors']} errors")  # fmt: skip
+            lines.append(
+                f"partition   {p['partition']}: {p['events']:,} events in {p['batches']:,}"
+                f" batches, {p['enrolled']:,} enrolled, {p['errors']} errors"
+            )
     return lines
 
 

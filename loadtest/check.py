@@ -51,8 +51,10 @@ class Latency:
     max: float
 
     def text(self) -> str:
-        return (f"avg {self.avg:.1f} ms, p50 {self.p50:.1f} ms, p95 {self.p95:.1f} ms,"
-                f" p99 {self.p99:.1f} ms, max {self.max:.1f} ms")  # fmt: skip
+        return (
+            f"avg {self.avg:.1f} ms, p50 {self.p50:.1f} ms, p95 {self.p95:.1f} ms,"
+            f" p99 {self.p99:.1f} ms, max {self.max:.1f} ms"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +80,10 @@ class Verdict:
             " (requests cut off at stop)"
         ]
         if self.latency is not None:
-            out.append(f"XADD -> enrollment latency over {self.latency.count:,} enrollments: "
-                       + self.latency.text())  # fmt: skip
+            out.append(
+                f"XADD -> enrollment latency over {self.latency.count:,} enrollments: "
+                + self.latency.text()
+            )
         out += [f"FAIL: {f}" for f in self.failures] or ["PASS"]
         return out
 
@@ -120,9 +124,12 @@ def judge(sent: Mapping[str, Sent], rows: Iterable[Row], thresholds: Thresholds)
         first.setdefault(r.event_id, r)
     missing = [e for e in sent if e not in first]
     duplicated = [e for e in sent if counts[e] > 1]
-    wrong = [e for e, want in sent.items()
-             if e in first and (first[e].workflow_id, first[e].contact_id)
-             != (want.workflow_id, want.contact_id)]  # fmt: skip
+    wrong = [
+        e
+        for e, want in sent.items()
+        if e in first
+        and (first[e].workflow_id, first[e].contact_id) != (want.workflow_id, want.contact_id)
+    ]
     latency = latency_of(first[e].latency_ms for e in sent if e in first)
     failures = []
     if not sent:

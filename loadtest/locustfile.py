@@ -89,10 +89,18 @@ class Options:
     @classmethod
     def parse(cls, o: Namespace) -> Options:
         if not o.ht_database_url or not o.ht_redis_url:
-            raise SetupError("set DATABASE_URL and REDIS_URL (or --ht-database-url, "
-                             "--ht-redis-url) to the servers `hairtrigger up` uses")  # fmt: skip
-        positive = ("ht_contacts", "ht_xadd_rate", "ht_xadd_batch", "ht_http_rate",
-                    "ht_http_batch", "ht_config_rate")  # fmt: skip
+            raise SetupError(
+                "set DATABASE_URL and REDIS_URL (or --ht-database-url, "
+                "--ht-redis-url) to the servers `hairtrigger up` uses"
+            )
+        positive = (
+            "ht_contacts",
+            "ht_xadd_rate",
+            "ht_xadd_batch",
+            "ht_http_rate",
+            "ht_http_batch",
+            "ht_config_rate",
+        )
         for name in positive:
             if getattr(o, name) <= 0:
                 raise SetupError(f"--{name.replace('_', '-')} must be above 0")
@@ -167,16 +175,22 @@ def _run() -> Run:
 def trigger_body(event_type: str) -> dict[str, Any]:
     """Every event of this type matches; each one enrolls its contact again."""
     spec = BY_EVENT_TYPE[event_type]
-    return {"trigger_type": spec.category, "trigger_event": spec.name, "filters": None,
-            "settings": {"enrollment_limit": "multiple"}}  # fmt: skip
+    return {
+        "trigger_type": spec.category,
+        "trigger_event": spec.name,
+        "filters": None,
+        "settings": {"enrollment_limit": "multiple"},
+    }
 
 
 def published_shards(redis_url: str) -> int:
     with sync_client(redis_url) as client:
         shards = client.hget(names.META_KEY, names.META_SHARDS_FIELD)
     if shards is None:
-        raise SetupError(f"no shard count in {names.META_KEY} at {redis_url}:"
-                         " is `hairtrigger up` running against this Redis?")  # fmt: skip
+        raise SetupError(
+            f"no shard count in {names.META_KEY} at {redis_url}:"
+            " is `hairtrigger up` running against this Redis?"
+        )
     return int(shards)
 
 
@@ -217,8 +231,9 @@ def _create_workflows(api: str, account: Account) -> None:
     with httpx.Client(base_url=f"{api}{API}", headers=account.headers, timeout=60) as client:
         for event_type in EVENT_TYPES:
             workflow = _call(client, "POST", "/workflows", {"name": f"Load test: {event_type}"})
-            trigger = _call(client, "POST", f"/workflows/{workflow['id']}/trigger",
-                            trigger_body(event_type))  # fmt: skip
+            trigger = _call(
+                client, "POST", f"/workflows/{workflow['id']}/trigger", trigger_body(event_type)
+            )
             _call(client, "PATCH", f"/workflows/{workflow['id']}", {"status": "active"})
             account.workflows[event_type] = workflow["id"]
             account.triggers[workflow["id"]] = trigger["id"]
@@ -233,20 +248,34 @@ def set_up(options: Options, api: str) -> Run:
     except (OSError, asyncpg.PostgresError) as exc:
         raise SetupError(f"cannot use Postgres at {options.database_url}: {exc}") from exc
     rng = random.Random()
-    run = Run(options, [
-        Account(account_id, key, names.events_stream(shard_for(account_id, shards)),
-                [str(uuid.UUID(int=rng.getrandbits(128), version=4))
-                 for _ in range(options.contacts)])
-        for account_id, key in made
-    ])  # fmt: skip
+    run = Run(
+        options,
+        [
+            Account(
+                account_id,
+                key,
+                names.events_stream(shard_for(account_id, shards)),
+                [
+                    str(uuid.UUID(int=rng.getrandbits(128), version=4))
+                    for _ in range(options.contacts)
+                ],
+            )
+            for account_id, key in made
+        ],
+    )
     try:
         for account in run.accounts:
             _create_workflows(api, account)
     except httpx.TransportError as exc:
         raise SetupError(f"cannot reach the Hairtrigger API at {api}: {exc}") from exc
     used = sorted({a.stream for a in run.accounts})
-    log.info("hairtrigger setup: %d accounts x %d active workflows on %s, %d contacts each",
-             len(run.accounts), len(EVENT_TYPES), ", ".join(used), options.contacts)  # fmt: skip
+    log.info(
+        "hairtrigger setup: %d accounts x %d active workflows on %s, %d contacts each",
+        len(run.accounts),
+        len(EVENT_TYPES),
+        ", ".join(used),
+        options.contacts,
+    )
     return run
 
 
@@ -263,12 +292,27 @@ def _options(parser: Any, **_: Any) -> None:
     add("--ht-http-rate", "HT_LOCUST_HTTP_RATE", 10.0, float, "POSTs/s per HttpEventUser")
     add("--ht-http-batch", "HT_LOCUST_HTTP_BATCH", 10, int, "events per POST /api/v1/events")
     add("--ht-config-rate", "HT_LOCUST_CONFIG_RATE", 2.0, float, "calls/s per ConfigApiUser")
-    add("--ht-drain-timeout", "HT_LOCUST_DRAIN_TIMEOUT", 60.0, float,
-        "seconds to wait at quit for the enrollments")  # fmt: skip
-    add("--ht-max-avg-latency-ms", "HT_LOCUST_MAX_AVG_LATENCY_MS", 200.0, float,
-        "fail if the average XADD -> enrollment latency is higher")  # fmt: skip
-    add("--ht-max-p95-latency-ms", "HT_LOCUST_MAX_P95_LATENCY_MS", 0.0, float,
-        "fail if the p95 latency is higher (0: no limit)")  # fmt: skip
+    add(
+        "--ht-drain-timeout",
+        "HT_LOCUST_DRAIN_TIMEOUT",
+        60.0,
+        float,
+        "seconds to wait at quit for the enrollments",
+    )
+    add(
+        "--ht-max-avg-latency-ms",
+        "HT_LOCUST_MAX_AVG_LATENCY_MS",
+        200.0,
+        float,
+        "fail if the average XADD -> enrollment latency is higher",
+    )
+    add(
+        "--ht-max-p95-latency-ms",
+        "HT_LOCUST_MAX_P95_LATENCY_MS",
+        0.0,
+        float,
+        "fail if the p95 latency is higher (0: no limit)",
+    )
 
 
 def _set_up(environment: Environment, **_: Any) -> None:
@@ -287,12 +331,19 @@ def _check(environment: Environment, **_: Any) -> None:
     if RUN is None:
         return
     o = RUN.options
-    log.info("hairtrigger check: %s; waiting up to %g s for their enrollments", RUN.rate(),
-             o.drain_timeout)  # fmt: skip
+    log.info(
+        "hairtrigger check: %s; waiting up to %g s for their enrollments",
+        RUN.rate(),
+        o.drain_timeout,
+    )
     try:
-        rows = wait_and_read(o.database_url, [str(a.account_id) for a in RUN.accounts],
-                             [w for a in RUN.accounts for w in a.workflows.values()],
-                             RUN.sent, o.drain_timeout)  # fmt: skip
+        rows = wait_and_read(
+            o.database_url,
+            [str(a.account_id) for a in RUN.accounts],
+            [w for a in RUN.accounts for w in a.workflows.values()],
+            RUN.sent,
+            o.drain_timeout,
+        )
     except (OSError, asyncpg.PostgresError) as exc:
         log.error("hairtrigger check: FAIL: cannot read the enrollments: %s", exc)
         environment.process_exit_code = 1
@@ -360,9 +411,13 @@ class RedisEventUser(User):
             if error is None:
                 self.load.record(account, body)
             self.environment.events.request.fire(
-                request_type="XADD", name=account.stream, response_time=elapsed_ms,
-                response_length=len(payload), exception=error, context={},
-            )  # fmt: skip
+                request_type="XADD",
+                name=account.stream,
+                response_time=elapsed_ms,
+                response_length=len(payload),
+                exception=error,
+                context={},
+            )
 
 
 class _ApiUser(FastHttpUser):
@@ -417,26 +472,34 @@ class ConfigApiUser(_ApiUser):
     @task(4)
     def list_workflows(self) -> None:
         account = self.rng.choice(self.load.accounts)
-        self.client.get(f"{API}/workflows?limit=50", headers=account.headers,
-                        name=f"{API}/workflows")  # fmt: skip
+        self.client.get(
+            f"{API}/workflows?limit=50", headers=account.headers, name=f"{API}/workflows"
+        )
 
     @task(4)
     def get_workflow(self) -> None:
         account, _, workflow = self._pick()
-        self.client.get(f"{API}/workflows/{workflow}", headers=account.headers,
-                        name=f"{API}/workflows/{{id}}")  # fmt: skip
+        self.client.get(
+            f"{API}/workflows/{workflow}", headers=account.headers, name=f"{API}/workflows/{{id}}"
+        )
 
     @task(4)
     def get_trigger(self) -> None:
         account, _, workflow = self._pick()
-        self.client.get(f"{API}/workflows/{workflow}/trigger", headers=account.headers,
-                        name=f"{API}/workflows/{{id}}/trigger")  # fmt: skip
+        self.client.get(
+            f"{API}/workflows/{workflow}/trigger",
+            headers=account.headers,
+            name=f"{API}/workflows/{{id}}/trigger",
+        )
 
     @task(1)
     def put_trigger(self) -> None:
         """Save the trigger unchanged: its events must keep enrolling through the update."""
         account, event_type, workflow = self._pick()
         trigger = account.triggers[workflow]
-        self.client.put(f"{API}/workflows/{workflow}/trigger/{trigger}",
-                        json=trigger_body(event_type), headers=account.headers,
-                        name=f"{API}/workflows/{{id}}/trigger/{{trigger_id}}")  # fmt: skip
+        self.client.put(
+            f"{API}/workflows/{workflow}/trigger/{trigger}",
+            json=trigger_body(event_type),
+            headers=account.headers,
+            name=f"{API}/workflows/{{id}}/trigger/{{trigger_id}}",
+        )

@@ -1,4 +1,4 @@
-"""Account settings: timezone and business hours (SPEC §7)."""
+"""Account settings: timezone and business hours (docs/contract.md §7)."""
 
 from __future__ import annotations
 

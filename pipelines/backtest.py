@@ -156,9 +156,15 @@ class Replay:
                 out.blocked[reason] = out.blocked.get(reason, 0) + 1
             if len(out.samples) < SAMPLES:
                 out.samples.append(
-                    Sample(env.event_id, m.event.contact_id, env.event_type, env.timestamp,
-                           would, reason)
-                )  # fmt: skip
+                    Sample(
+                        env.event_id,
+                        m.event.contact_id,
+                        env.event_type,
+                        env.timestamp,
+                        would,
+                        reason,
+                    )
+                )
 
 
 class _Lane:
@@ -314,8 +320,9 @@ class Backtest:
         wanted: set[PairKey] = set()
         for replay, found in zip(self.replays, matches, strict=True):
             if replay.single:
-                wanted.update((self.account_id, m.trigger.workflow_id, m.event.contact_id)
-                              for m in found)  # fmt: skip
+                wanted.update(
+                    (self.account_id, m.trigger.workflow_id, m.event.contact_id) for m in found
+                )
         wanted -= self._pairs
         self._pairs |= wanted
         return wanted

@@ -1,4 +1,5 @@
-"""The trigger catalog: 7 categories, 26 trigger events (SPEC §3), and the filter operators."""
+"""The trigger catalog: 7 categories, 26 trigger events (docs/contract.md §3), and the filter
+operators."""
 
 from __future__ import annotations
 

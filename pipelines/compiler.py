@@ -1,4 +1,5 @@
-"""The filter compiler (SPEC §4): a trigger's filter tree becomes one predicate over an event.
+"""The filter compiler (docs/contract.md §4): a trigger's filter tree becomes one predicate over an
+event.
 
 Where a field is read from, normalized constants and the comparison are decided once, at compile
 time; the predicate only reads, normalizes and compares per event. Given a leaf the caller has
@@ -61,8 +62,14 @@ def resolve_field(field: str, event: TriggerEvent) -> FieldRef:
     return FieldRef("contact", path)
 
 
-_CHANGE_PREFIXES = ("contact.", "previous.", "event.current_state.", "event.previous_state.",
-                    "current_state.", "previous_state.")  # fmt: skip
+_CHANGE_PREFIXES = (
+    "contact.",
+    "previous.",
+    "event.current_state.",
+    "event.previous_state.",
+    "current_state.",
+    "previous_state.",
+)
 
 
 def change_refs(field: str, event: TriggerEvent) -> tuple[FieldRef, FieldRef]:

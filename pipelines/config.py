@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pipelines.ratelimit import Budget, parse_budget
 
-# Default rate budgets (README "Rate limits"): config writes and reads per API key per minute;
+# Default rate budgets (docs/operations.md §8): config writes and reads per API key per minute;
 # events per account per second, about a quarter of what the box ingests end to end.
 DEFAULT_WRITES = Budget(100, 60)
 DEFAULT_READS = Budget(1000, 60)

@@ -1,4 +1,4 @@
-"""Matching a batch of events and deciding enrollments (SPEC §5, §6). Pure: no I/O."""
+"""Matching a batch of events and deciding enrollments (docs/contract.md §5, §6). Pure: no I/O."""
 
 from __future__ import annotations
 
@@ -71,20 +71,6 @@ class Enrollment:
     event_data: dict[str, Any]
     single: bool
     ingested_at: datetime
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "account_id": str(self.account_id),
-            "workflow_id": str(self.workflow_id),
-            "trigger_id": str(self.trigger_id),
-            "contact_id": str(self.contact_id),
-            "event_id": str(self.event_id),
-            "status": self.status,
-            "run_at": self.run_at.isoformat(),
-            "enrolled_at": self.enrolled_at.isoformat(),
-            "event_data": self.event_data,
-        }
 
 
 @dataclass(frozen=True, slots=True)

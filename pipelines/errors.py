@@ -1,5 +1,5 @@
-"""Error titles (SPEC §4), what each one means, and the exception that carries them. One title,
-one place: the API names every problem type after its title (`problem_slug`)."""
+"""Error titles (docs/contract.md §4), what each one means, and the exception that carries them. One
+title, one place: the API names every problem type after its title (`problem_slug`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The filter language (SPEC §4): parse and validate a filter tree into plain dataclasses."""
+"""The filter language (docs/contract.md §4): parse and validate a filter tree into plain
+dataclasses."""
 
 from __future__ import annotations
 
@@ -26,10 +27,24 @@ LIST_OPS = frozenset({"in", "not_in"})
 NO_VALUE_OPS = frozenset({"is_empty", "is_not_empty", "changed"})
 CHANGE_OPS = frozenset({"changed", "changed_from", "changed_to"})
 OPERATORS: tuple[str, ...] = (
-    "equals", "not_equals", "contains", "not_contains", "starts_with", "ends_with",
-    "greater_than", "less_than", "greater_than_or_equal", "less_than_or_equal",
-    "in", "not_in", "is_empty", "is_not_empty", "changed", "changed_from", "changed_to",
-)  # fmt: skip
+    "equals",
+    "not_equals",
+    "contains",
+    "not_contains",
+    "starts_with",
+    "ends_with",
+    "greater_than",
+    "less_than",
+    "greater_than_or_equal",
+    "less_than_or_equal",
+    "in",
+    "not_in",
+    "is_empty",
+    "is_not_empty",
+    "changed",
+    "changed_from",
+    "changed_to",
+)
 
 FIELD_PREFIXES: tuple[str, ...] = ("event", "contact", "previous")
 _FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+){0,7}$")

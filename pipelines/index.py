@@ -1,6 +1,6 @@
-"""The compiled trigger index (SPEC §5): per account, per event type, triggers filed under the
-values their filters pin, so an event's candidates are found by hash lookups and the cost of
-matching does not grow with the triggers that cannot match.
+"""The compiled trigger index (docs/contract.md §5): per account, per event type, triggers filed
+under the values their filters pin, so an event's candidates are found by hash lookups and the cost
+of matching does not grow with the triggers that cannot match.
 
 A trigger with key options (pipelines.keying) is filed under one of them: an identifying event
 field if there is one, else the field whose values currently hold the fewest triggers. Every other
@@ -85,9 +85,15 @@ def spec_from_config(
     sync_version: int = 1,
 ) -> TriggerSpec:
     return TriggerSpec(
-        trigger_id, workflow_id, account_id, config.event, config.filters, config.settings,
-        live, sync_version,
-    )  # fmt: skip
+        trigger_id,
+        workflow_id,
+        account_id,
+        config.event,
+        config.filters,
+        config.settings,
+        live,
+        sync_version,
+    )
 
 
 # What a key maps to: most keys hold one trigger, which then saves a list (memory, and a

@@ -1,4 +1,4 @@
-"""How the index may file a trigger (SPEC §5): the fields whose values its filter pins.
+"""How the index may file a trigger (docs/contract.md §5): the fields whose values its filter pins.
 
 A leaf every match needs (see `required_leaves`) that is `equals` / `in` / `changed_to` on an
 event field or a contact field, or `contains` on a contact field, pins the field to its values'

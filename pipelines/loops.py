@@ -52,8 +52,8 @@ EMITS: dict[str, tuple[str, ...]] = {
 }
 EMITTED_EVENTS: frozenset[str] = frozenset(e for events in EMITS.values() for e in events)
 
-# The conventional contact fields (SPEC §3): update_field on them emits no custom_field_changed.
-# Any other field may be a custom one.
+# The conventional contact fields (docs/contract.md §3): update_field on them emits no
+# custom_field_changed. Any other field may be a custom one.
 STANDARD_FIELDS: frozenset[str] = frozenset(
     {"email", "phone", "tags", "source", "status", "timezone", "birthday"}
 )

@@ -135,9 +135,17 @@ def encode_event(envelope: Mapping[str, Any]) -> bytes:
 # -- the enrollment entry: `hairtrigger:enrollments`, field `enrollment` ----------------------
 
 ENROLLMENT_FIELDS = (
-    "id", "account_id", "workflow_id", "trigger_id", "contact_id", "event_id", "status",
-    "run_at", "enrolled_at", "event_data",
-)  # fmt: skip
+    "id",
+    "account_id",
+    "workflow_id",
+    "trigger_id",
+    "contact_id",
+    "event_id",
+    "status",
+    "run_at",
+    "enrolled_at",
+    "event_data",
+)
 
 
 class EnrollmentEntry(msgspec.Struct, frozen=True):
@@ -158,7 +166,8 @@ class EnrollmentEntry(msgspec.Struct, frozen=True):
 def encode_enrollment(enrollment: Any) -> bytes:
     """An enrollment as the stream carries it, from anything with its fields as attributes (an
     `Enrollment`) or as keys (a row): the worker, the outbox and the scheduler all come here."""
-    get = enrollment.__getitem__ if isinstance(enrollment, Mapping) else enrollment.__getattribute__
+    # a row (dict, asyncpg Record) has items; an Enrollment has attributes
+    get = getattr(enrollment, "__getitem__", None) or enrollment.__getattribute__
     # asyncpg's UUID is not a type orjson knows: `default=str` writes it as uuid.UUID would be
     return orjson.dumps({name: get(name) for name in ENROLLMENT_FIELDS}, default=str)
 

@@ -128,10 +128,16 @@ class Registry:
             if m.kind == "histogram":
                 entry["boundaries"] = list(m.boundaries)
                 entry["series"] = [
-                    {"tags": _named(m, k), "count": sum(b.counts), "sum": b.total, "min": b.low,
-                     "max": b.high, "buckets": list(b.counts)}
+                    {
+                        "tags": _named(m, k),
+                        "count": sum(b.counts),
+                        "sum": b.total,
+                        "min": b.low,
+                        "max": b.high,
+                        "buckets": list(b.counts),
+                    }
                     for k, b in s.buckets.items()
-                ]  # fmt: skip
+                ]
             else:
                 entry["series"] = [{"tags": _named(m, k), "value": v} for k, v in s.values.items()]
             out[name] = entry
@@ -230,8 +236,13 @@ def percentiles(d: Distribution | None) -> dict[str, float | int | None]:
     """count, p50, p95, p99 and max of a distribution (None when nothing was observed)."""
     if d is None or d.count == 0:
         return {"count": 0, "p50": None, "p95": None, "p99": None, "max": None}
-    return {"count": d.count, "p50": _round(d.quantile(0.5)), "p95": _round(d.quantile(0.95)),
-            "p99": _round(d.quantile(0.99)), "max": _round(d.high)}  # fmt: skip
+    return {
+        "count": d.count,
+        "p50": _round(d.quantile(0.5)),
+        "p95": _round(d.quantile(0.95)),
+        "p99": _round(d.quantile(0.99)),
+        "max": _round(d.high),
+    }
 
 
 def _round(x: float | None) -> float | None:

@@ -232,8 +232,12 @@ class _Builder:
         return f"(CASE WHEN ht_is_date({x}) THEN {day} ELSE {instant} END)"
 
 
-_ORDER = {"greater_than": ">", "less_than": "<", "greater_than_or_equal": ">=",
-          "less_than_or_equal": "<="}  # fmt: skip
+_ORDER = {
+    "greater_than": ">",
+    "less_than": "<",
+    "greater_than_or_equal": ">=",
+    "less_than_or_equal": "<=",
+}
 
 
 def _negate(condition: str) -> str:

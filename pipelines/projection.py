@@ -1,4 +1,5 @@
-"""The contacts projection (SPEC §3): how contact events change a contact's current state."""
+"""The contacts projection (docs/contract.md §3): how contact events change a contact's current
+state."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Schedule arithmetic (SPEC §7): when time triggers fire, in local time with correct DST, and
-when business hours next open. Pure functions; instants are timezone-aware UTC datetimes."""
+"""Schedule arithmetic (docs/contract.md §7): when time triggers fire, in local time with correct
+DST, and when business hours next open. Pure functions; instants are timezone-aware UTC
+datetimes."""
 
 from __future__ import annotations
 

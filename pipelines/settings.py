@@ -1,4 +1,4 @@
-"""Trigger settings (SPEC §4, §7): defaults, types and ranges, per trigger category."""
+"""Trigger settings (docs/contract.md §4, §7): defaults, types and ranges, per trigger category."""
 
 from __future__ import annotations
 

@@ -96,11 +96,14 @@ def _gateway(snap: Snapshot) -> list[dict[str, Any]]:
         by_status = routes.setdefault(s["tags"]["route"], {})
         by_status[s["tags"]["status"]] = by_status.get(s["tags"]["status"], 0) + int(s["value"])
     return [
-        {"route": route, "requests": sum(by_status.values()),
-         "by_status": dict(sorted(by_status.items())),
-         "ms": percentiles(distribution([snap], sm.HTTP_MS, {"route": route}))}
+        {
+            "route": route,
+            "requests": sum(by_status.values()),
+            "by_status": dict(sorted(by_status.items())),
+            "ms": percentiles(distribution([snap], sm.HTTP_MS, {"route": route})),
+        }
         for route, by_status in sorted(routes.items())
-    ]  # fmt: skip
+    ]
 
 
 def build_report(

@@ -60,15 +60,20 @@ PARTITION_METRICS = (
     MetricDef(PUBLISHED, "counter", "Enrollments published to the stream", ("partition",)),
     MetricDef(BATCH_ERRORS, "counter", "Batches that failed and were retried", ("partition",)),
     MetricDef(BATCH_SIZE, "histogram", "Stream entries per batch", ("partition",), BATCH_BOUNDS),
-    MetricDef(MATCH_MS, "histogram", "Milliseconds to match one batch", ("partition",),
-              MATCH_BOUNDS),
-    MetricDef(COMMIT_LATENCY_MS, "histogram",
-              "Milliseconds from XADD (stream entry id) to the batch's commit, per event", _SHARD,
-              LATENCY_MS),
+    MetricDef(
+        MATCH_MS, "histogram", "Milliseconds to match one batch", ("partition",), MATCH_BOUNDS
+    ),
+    MetricDef(
+        COMMIT_LATENCY_MS,
+        "histogram",
+        "Milliseconds from XADD (stream entry id) to the batch's commit, per event",
+        _SHARD,
+        LATENCY_MS,
+    ),
     MetricDef(STREAM_LENGTH, "gauge", "Entries in the shard stream", _SHARD),
     MetricDef(STREAM_PENDING, "gauge", "Entries delivered, not yet acknowledged", _SHARD),
     MetricDef(STREAM_LAG, "gauge", "Entries not yet delivered to the consumer group", _SHARD),
-)  # fmt: skip
+)
 
 SCHEDULER_METRICS = (
     MetricDef(EMITTED, "counter", "Time events emitted", ("event",)),

@@ -1,5 +1,5 @@
-"""What the scheduler emits (SPEC §7): time.* events with deterministic ids, and which contact
-dates to look up for a window. Pure."""
+"""What the scheduler emits (docs/contract.md §7): time.* events with deterministic ids, and which
+contact dates to look up for a window. Pure."""
 
 from __future__ import annotations
 

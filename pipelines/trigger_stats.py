@@ -14,8 +14,20 @@ from pipelines.reasons import ENROLLMENT_BLOCKS, NOT_MATCHED, Blocked, blocked_o
 
 # Upper bounds (ms) of the XADD -> enrollment latency histogram; the last bucket is open.
 LATENCY_BOUNDS_MS: tuple[int, ...] = (
-    5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
-)  # fmt: skip
+    5,
+    10,
+    25,
+    50,
+    100,
+    250,
+    500,
+    1000,
+    2500,
+    5000,
+    10000,
+    30000,
+    60000,
+)
 BUCKETS = len(LATENCY_BOUNDS_MS) + 1
 TriggerKey = tuple[uuid.UUID, uuid.UUID, uuid.UUID]  # (account_id, workflow_id, trigger_id)
 

@@ -1,4 +1,4 @@
-"""Validation of a whole trigger configuration (SPEC §4, REQ-U-001, REQ-N-001)."""
+"""Validation of a whole trigger configuration (docs/contract.md §4, REQ-U-001, REQ-N-001)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Value coercions the filter operators share (SPEC §4): equality keys, numbers, dates, text.
+"""Value coercions the filter operators share (docs/contract.md §4): equality keys, numbers, dates,
+text.
 
 These run per event, several times: isinstance() gets tuples of types, since `A | B` builds a
 union object on every call."""

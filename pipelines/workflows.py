@@ -1,4 +1,4 @@
-"""Workflow rules: status transitions and declared actions (SPEC §4)."""
+"""Workflow rules: status transitions and declared actions (docs/contract.md §4)."""
 
 from __future__ import annotations
 

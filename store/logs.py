@@ -1,4 +1,4 @@
-"""Reading execution logs and enrollments back (SPEC §6), and writing test-run logs."""
+"""Reading execution logs and enrollments back (docs/contract.md §6), and writing test-run logs."""
 
 from __future__ import annotations
 

@@ -194,12 +194,18 @@ async def prune(conn: Executor, done_before: datetime, stats_before: datetime) -
     ids would dedupe a repeat anyway), and per-trigger stats hours before `stats_before`."""
     counts: dict[str, int] = {}
     for table, sql, cutoff in (
-        ("time_agenda", "DELETE FROM time_agenda WHERE status <> 'pending' AND due_at < $1",
-         done_before),
-        ("recurring_runs", "DELETE FROM recurring_runs WHERE status <> 'pending'"
-         " AND due_at < $1", done_before),
+        (
+            "time_agenda",
+            "DELETE FROM time_agenda WHERE status <> 'pending' AND due_at < $1",
+            done_before,
+        ),
+        (
+            "recurring_runs",
+            "DELETE FROM recurring_runs WHERE status <> 'pending' AND due_at < $1",
+            done_before,
+        ),
         ("trigger_stats", "DELETE FROM trigger_stats WHERE hour < $1", stats_before),
-    ):  # fmt: skip
+    ):
         done = await conn.execute(sql, cutoff)
         counts[table] = int(done.rsplit(" ", 1)[-1])
     return counts

@@ -114,8 +114,11 @@ async def _upsert_contacts(conn: Conn, contacts: dict[ContactKey, Contact]) -> N
 async def _replace_dates(conn: Conn, contacts: dict[ContactKey, Contact]) -> None:
     """Keep contact_dates equal to the dates in each changed contact's state."""
     keys = list(contacts)
-    rows = [(a, c, name, day) for (a, c) in keys
-            for name, day in date_fields(contacts[(a, c)].state).items()]  # fmt: skip
+    rows = [
+        (a, c, name, day)
+        for (a, c) in keys
+        for name, day in date_fields(contacts[(a, c)].state).items()
+    ]
     await conn.execute(
         "DELETE FROM contact_dates d USING unnest($1::uuid[], $2::uuid[]) AS k(a, c)"
         " WHERE d.account_id = k.a AND d.contact_id = k.c",
@@ -185,10 +188,14 @@ async def _insert_logs(conn: Conn, logs: list[LogEntry]) -> list[Decision]:
         [g.details for g in logs],
     )
     return [
-        Decision((r["account_id"], r["workflow_id"], r["trigger_id"]), r["matched"],
-                 r["enrolled"], r["failure_reason"])
+        Decision(
+            (r["account_id"], r["workflow_id"], r["trigger_id"]),
+            r["matched"],
+            r["enrolled"],
+            r["failure_reason"],
+        )
         for r in rows
-    ]  # fmt: skip
+    ]
 
 
 async def _add_stats(conn: Conn, tallies: dict[TriggerKey, Tally]) -> None:

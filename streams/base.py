@@ -8,9 +8,34 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from pipelines.messages import Rejected
+from pipelines.reasons import DeadLetter
+from streams import names
 from streams.lag import ShardLag
 
 Entry = tuple[str, str, dict[bytes, bytes] | None]  # (stream, entry id, fields; None: trimmed)
+TRIMMED_REASON = "entry trimmed from the stream before it was processed"
+
+
+def trimmed(stream: str, entry_id: str) -> Rejected:
+    """An entry pending or claimed whose data the stream no longer has."""
+    return Rejected(stream, entry_id, b"", DeadLetter.TRIMMED, TRIMMED_REASON)
+
+
+def sift_pending(
+    entries: list[Entry], over: set[tuple[str, str]], max_deliveries: int
+) -> tuple[list[Entry], list[Rejected]]:
+    """Pending entries to retry, and those to dead-letter instead: delivered more than
+    `max_deliveries` times (`over`), or trimmed away meanwhile (no fields)."""
+    reason = f"delivered more than {max_deliveries} times without success"
+    field = names.EVENT_FIELD.encode()
+    rejected = [
+        Rejected(s, i, (f or {}).get(field, b""), DeadLetter.TOO_MANY_DELIVERIES, reason)
+        for s, i, f in entries
+        if (s, i) in over
+    ]
+    kept = [e for e in entries if (e[0], e[1]) not in over]
+    rejected += [trimmed(s, i) for s, i, f in kept if f is None]
+    return [e for e in kept if e[2] is not None], rejected
 
 
 class Shards(Protocol):

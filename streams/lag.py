@@ -35,8 +35,9 @@ async def shard_lag(redis: Redis, shards: list[int]) -> list[ShardLag]:
             out.append(ShardLag(shard, int(length), 0, int(length)))
             continue
         lag = group.get("lag")
-        out.append(ShardLag(shard, int(length), int(group["pending"]),
-                            None if lag is None else int(lag)))  # fmt: skip
+        out.append(
+            ShardLag(shard, int(length), int(group["pending"]), None if lag is None else int(lag))
+        )
     return out
 
 

@@ -14,11 +14,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from pipelines.messages import Rejected, encode_dead_letter
-from pipelines.reasons import DeadLetter
 from streams import names
-from streams.base import Entry
+from streams.base import Entry, sift_pending
 from streams.lag import ShardLag
-from streams.shards import TRIMMED_REASON
 
 Fields = dict[bytes, bytes]
 
@@ -136,25 +134,8 @@ class MemoryShards:
             for s, i, _ in entries
             if self._stream(s).pending[i].deliveries > self.max_deliveries
         }
-        if over:
-            reason = f"delivered more than {self.max_deliveries} times without success"
-            await self.dead_letter(
-                [
-                    Rejected(s, i, (f or {}).get(names.EVENT_FIELD.encode(), b""),
-                             DeadLetter.TOO_MANY_DELIVERIES, reason)
-                    for s, i, f in entries
-                    if (s, i) in over
-                ]
-            )  # fmt: skip
-            entries = [e for e in entries if (e[0], e[1]) not in over]
-        gone = [
-            Rejected(s, i, b"", DeadLetter.TRIMMED, TRIMMED_REASON)
-            for s, i, f in entries
-            if f is None
-        ]
-        if gone:
-            await self.dead_letter(gone)
-            entries = [e for e in entries if e[2] is not None]
+        entries, rejected = sift_pending(entries, over, self.max_deliveries)
+        await self.dead_letter(rejected)
         return entries, True
 
     async def ack(self, ids: Iterable[tuple[str, str]]) -> None:

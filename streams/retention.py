@@ -96,10 +96,13 @@ class StreamRetention:
         info: Any = await self.redis.xinfo_stream(name)
         first = info.get("first-entry")
         loss = lost_before_delivery(
-            group["last-delivered-id"], group.get("lag"), int(info["length"]),
-            first[0] if first else None, info["last-generated-id"],
+            group["last-delivered-id"],
+            group.get("lag"),
+            int(info["length"]),
+            first[0] if first else None,
+            info["last-generated-id"],
             info.get("max-deleted-entry-id"),
-        )  # fmt: skip
+        )
         if loss is None or self._reported.get(name) == loss.up_to:
             return None
         self._reported[name] = loss.up_to

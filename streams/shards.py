@@ -12,9 +12,8 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from pipelines.messages import Rejected, encode_dead_letter
-from pipelines.reasons import DeadLetter
 from streams import names
-from streams.base import Entry
+from streams.base import Entry, sift_pending, trimmed
 from streams.events import publish_enrollments
 from streams.lag import ShardLag, shard_lag
 from streams.retention import StreamRetention
@@ -22,7 +21,6 @@ from streams.retention import StreamRetention
 log = logging.getLogger(__name__)
 
 GROUP = names.CONSUMER_GROUP
-TRIMMED_REASON = "entry trimmed from the stream before it was processed"
 
 
 class RedisShards:
@@ -59,9 +57,12 @@ class RedisShards:
     ) -> list[Entry]:
         """New entries (`start` ">") or this consumer's pending ones ("0")."""
         reply: Any = await self.redis.xreadgroup(
-            GROUP, self.consumer, {s: start for s in streams or self.streams}, count=count,
+            GROUP,
+            self.consumer,
+            {s: start for s in streams or self.streams},
+            count=count,
             block=block,
-        )  # fmt: skip
+        )
         entries: list[Entry] = []
         for name, items in reply or []:
             stream_name = name.decode() if isinstance(name, bytes) else name
@@ -78,18 +79,8 @@ class RedisShards:
         if not entries:
             return [], False
         over = await self._over_delivered({(s, i) for s, i, _ in entries})
-        if over:
-            reason = f"delivered more than {self.max_deliveries} times without success"
-            await self.dead_letter([
-                Rejected(s, i, (f or {}).get(names.EVENT_FIELD.encode(), b""),
-                         DeadLetter.TOO_MANY_DELIVERIES, reason)
-                for s, i, f in entries if (s, i) in over
-            ])  # fmt: skip
-            entries = [e for e in entries if (e[0], e[1]) not in over]
-        gone = [_trimmed(s, i) for s, i, f in entries if f is None]
-        if gone:  # pending, then trimmed (stream_max_len): the data is lost, say so
-            await self.dead_letter(gone)
-            entries = [e for e in entries if e[2] is not None]
+        entries, rejected = sift_pending(entries, over, self.max_deliveries)
+        await self.dead_letter(rejected)
         return entries, True
 
     async def _over_delivered(self, wanted: set[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -150,7 +141,7 @@ class RedisShards:
             claimed = claimed or bool(reply[1])
             gone = reply[2] if len(reply) > 2 else []
             await self.dead_letter(
-                [_trimmed(name, g.decode() if isinstance(g, bytes) else g) for g in gone]
+                [trimmed(name, g.decode() if isinstance(g, bytes) else g) for g in gone]
             )
         return claimed
 
@@ -165,7 +156,3 @@ class RedisShards:
 
     async def close(self) -> None:
         await self.redis.aclose()
-
-
-def _trimmed(stream: str, entry_id: str) -> Rejected:
-    return Rejected(stream, entry_id, b"", DeadLetter.TRIMMED, TRIMMED_REASON)

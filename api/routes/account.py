@@ -35,9 +35,13 @@ async def put_settings(body: AccountSettingsIn, principal: Editor, pool: PoolDep
         before = await accounts.get_settings(conn, principal.account_id, for_update=True)
         after = await accounts.put_settings(conn, principal.account_id, timezone, hours)
         await record_change(
-            conn, principal, "account.settings.update", None,
-            before=_audited(before), after=_audited(after),
-        )  # fmt: skip
+            conn,
+            principal,
+            "account.settings.update",
+            None,
+            before=_audited(before),
+            after=_audited(after),
+        )
     return after
 
 

@@ -45,12 +45,15 @@ class BacktestIn(BaseModel):
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"trigger": TRIGGER_EXAMPLE, "from": "2026-11-18T00:00:00Z",
-                 "to": "2026-11-25T00:00:00Z"},
+                {
+                    "trigger": TRIGGER_EXAMPLE,
+                    "from": "2026-11-18T00:00:00Z",
+                    "to": "2026-11-25T00:00:00Z",
+                },
                 {"trigger": None, "from": "2026-11-24T00:00:00Z"},
             ]
         },
-    )  # fmt: skip
+    )
     trigger: TriggerIn | None = Field(
         default=None,
         description="A draft configuration, as for POST .../trigger (validated the same way); "
@@ -114,8 +117,9 @@ def _draft(
     """Validated exactly like a create; error pointers lead into `trigger`."""
     body = templates.resolve(body)
     try:
-        config = validate_trigger(body.trigger_type, body.trigger_event, body.filters,
-                                  body.settings)  # fmt: skip
+        config = validate_trigger(
+            body.trigger_type, body.trigger_event, body.filters, body.settings
+        )
     except ConfigError as exc:
         raise ConfigError(exc.title, exc.detail, f"/trigger{exc.pointer}", exc.status) from None
     return spec_from_config(
@@ -124,8 +128,9 @@ def _draft(
 
 
 def _saved(row: dict[str, Any], account_id: uuid.UUID) -> TriggerSpec:
-    config = validate_trigger(row["trigger_type"], row["trigger_event"], row["filters"],
-                              row["settings"])  # fmt: skip
+    config = validate_trigger(
+        row["trigger_type"], row["trigger_event"], row["filters"], row["settings"]
+    )
     return spec_from_config(
         config, trigger_id=row["id"], workflow_id=row["workflow_id"], account_id=account_id
     )
@@ -145,11 +150,13 @@ def _public(result: Result) -> dict[str, Any]:
         "would_enroll": out.would_enroll,
         "blocked": out.blocked,
         "samples": [asdict(s) for s in out.samples],
-        "diff": None if diff is None else {
+        "diff": None
+        if diff is None
+        else {
             "newly_matching": _change(diff.newly_matching),
             "no_longer_matching": _change(diff.no_longer_matching),
         },
-    }  # fmt: skip
+    }
 
 
 @router.post("/backtest", response_model=BacktestOut)

@@ -87,9 +87,14 @@ async def test_trigger(
     if spec.settings.respect_business_hours:
         hours = (await stream.load_business_hours(pool, [account_id]))[account_id]
     result = dry_run(
-        spec, workflow["status"], contact or Contact(), event,
-        history.get((account_id, workflow_id, contact_id)), now, hours,
-    )  # fmt: skip
+        spec,
+        workflow["status"],
+        contact or Contact(),
+        event,
+        history.get((account_id, workflow_id, contact_id)),
+        now,
+        hours,
+    )
     log_id = await logs.insert_test_log(
         pool,
         account_id=account_id,

@@ -1,4 +1,5 @@
-"""Execution logs and enrollments, read back per account with cursor pagination (SPEC §6)."""
+"""Execution logs and enrollments, read back per account with cursor pagination (docs/contract.md
+§6)."""
 
 from __future__ import annotations
 
@@ -104,9 +105,16 @@ async def workflow_enrollments(
     await owned_workflow(pool, principal, workflow_id, deleted=True)
     before = cursors.decode_keyset(cursor) if cursor else None
     rows = await logs.list_enrollments(
-        pool, principal.account_id, workflow_id, contact_id=contact_id, status=status,
-        since=since, until=until, limit=limit, before=before,
-    )  # fmt: skip
+        pool,
+        principal.account_id,
+        workflow_id,
+        contact_id=contact_id,
+        status=status,
+        since=since,
+        until=until,
+        limit=limit,
+        before=before,
+    )
     next_cursor = None
     if len(rows) == limit:
         next_cursor = cursors.encode_keyset(rows[-1]["enrolled_at"], rows[-1]["id"])

@@ -92,8 +92,12 @@ async def preview_trigger(
         "estimated_count": count,
         "sample_contacts": [asdict(s) for s in samples],
         "not_previewable": [
-            {"field": n.field, "operator": n.operator, "reason": n.reason,
-             "value": list(n.value) if isinstance(n.value, tuple) else n.value}
+            {
+                "field": n.field,
+                "operator": n.operator,
+                "reason": n.reason,
+                "value": list(n.value) if isinstance(n.value, tuple) else n.value,
+            }
             for n in query.not_previewable
         ],
-    }  # fmt: skip
+    }

@@ -1,4 +1,4 @@
-"""Per-trigger analytics (issue 7): what a workflow's trigger did, per hour or day."""
+"""Per-trigger analytics (docs/contract.md §6): what a workflow's trigger did, per hour or day."""
 
 from __future__ import annotations
 

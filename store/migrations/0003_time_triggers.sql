@@ -1,4 +1,4 @@
--- Time triggers (SPEC §7): a side table of contacts' dates, the scheduler's agenda and
+-- Time triggers (docs/contract.md §7): a side table of contacts' dates, the scheduler's agenda and
 -- watermarks, recurring runs, and the queue of enrollments waiting for business hours.
 
 -- Every ISO date among a contact's top-level and custom fields, maintained with the projection,

@@ -1,4 +1,4 @@
--- Idempotency keys (issue 7): the first response to a keyed POST/PUT/PATCH, per account, so a
+-- Idempotency keys (docs/operations.md §9): the first response to a keyed POST/PUT/PATCH, per account, so a
 -- retry with the same key gets it back instead of acting twice. A 'running' row is a claim;
 -- its lease lets a retry take over from a request that crashed, and claim_id keeps the request
 -- it took over from from writing over it. Rows live 24 hours.

@@ -1,5 +1,5 @@
 -- Events accepted over HTTP while Redis was unreachable, in arrival order; a relay moves them
--- to their shard streams once Redis is back (issue 7: ingest that survives a Redis outage).
+-- to their shard streams once Redis is back (docs/architecture.md §4: ingest that survives a Redis outage).
 CREATE TABLE ingest_outbox (
     id          bigserial PRIMARY KEY,
     account_id  uuid NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,

@@ -1,4 +1,4 @@
--- Row-level security as defense in depth (issue 7). The API works as the role hairtrigger_api
+-- Row-level security as defense in depth (docs/operations.md §10). The API works as the role hairtrigger_api
 -- and names its account per connection checkout (hairtrigger.account_id); every tenant table
 -- then shows and accepts only that account's rows, and nothing when no account is named. The
 -- owner of the tables (the partition actors, the scheduler, migrations, the CLI) is not subject

@@ -1,5 +1,5 @@
 """Failure handling end to end: poison input, actor crashes, server outages, stale config,
-the enrollments outbox (SPEC §3, §5; issue 3)."""
+the enrollments outbox (docs/contract.md §3, §5)."""
 
 from __future__ import annotations
 
@@ -58,8 +58,9 @@ def test_poison_entries_go_to_the_dlq_with_a_reason_and_the_shard_flows(
         "NUL character": orjson.dumps(event(t.account_id, "contact.tag_added", tag="a\u0000")),
     }
     streams.send(good[:1])
-    poison_ids = {streams.send_raw(t.account_id, {names.EVENT_FIELD: raw}): why
-                  for why, raw in poison.items()}  # fmt: skip
+    poison_ids = {
+        streams.send_raw(t.account_id, {names.EVENT_FIELD: raw}): why for why, raw in poison.items()
+    }
     poison_ids[streams.send_raw(t.account_id, {"wrong_field": b"x"})] = "missing field 'event'"
     streams.send(good[1:])
     streams.wait_drained()
@@ -68,7 +69,9 @@ def test_poison_entries_go_to_the_dlq_with_a_reason_and_the_shard_flows(
     for entry_id, why in poison_ids.items():
         assert entry_id in dead, why
         assert why.split()[0].lower() in dead[entry_id]["reason"].decode().lower(), (
-            why, dead[entry_id]["reason"])  # fmt: skip
+            why,
+            dead[entry_id]["reason"],
+        )
         assert dead[entry_id]["stream"].decode() == streams.stream_of(t.account_id)
 
 
@@ -91,10 +94,17 @@ def test_killed_partition_actor_restarts_and_nothing_is_lost_or_doubled(
     expected = {e["event_id"] for e in first + second}
     assert len(rows) == 4000
     assert {str(r["event_id"]) for r in rows} == expected
-    wait_until(lambda: db_sync.value(
-        "SELECT count(*) FROM enrollment_outbox o JOIN workflow_enrollments e"
-        " ON e.id = o.enrollment_id WHERE e.account_id = $1", t.account_id) == 0,
-        "the outbox to empty")  # fmt: skip
+    wait_until(
+        lambda: (
+            db_sync.value(
+                "SELECT count(*) FROM enrollment_outbox o JOIN workflow_enrollments e"
+                " ON e.id = o.enrollment_id WHERE e.account_id = $1",
+                t.account_id,
+            )
+            == 0
+        ),
+        "the outbox to empty",
+    )
     published = {p["id"] for p in streams.enrollments(t.account_id)}
     assert published == {str(r["id"]) for r in rows}
 
@@ -104,9 +114,13 @@ def _block_database(admin: Db, name: str, seconds: float) -> None:
     try:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            admin.run(lambda c: c.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = $1 AND pid <> pg_backend_pid()", name))  # fmt: skip
+            admin.run(
+                lambda c: c.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    name,
+                )
+            )
             time.sleep(0.1)
     finally:
         admin.run(lambda c: c.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
@@ -168,8 +182,12 @@ def test_read_your_writes_after_a_trigger_update(
     expected: list[str] = []
     for i in range(10):
         tag = f"tag-{i}"
-        body = {"trigger_type": "contact", "trigger_event": "tag_added",
-                "filters": all_of(cond("tag", "equals", tag)), "settings": MULTIPLE}  # fmt: skip
+        body = {
+            "trigger_type": "contact",
+            "trigger_event": "tag_added",
+            "filters": all_of(cond("tag", "equals", tag)),
+            "settings": MULTIPLE,
+        }
         assert t.client.put(url, json=body).status_code == 200
         fresh = event(t.account_id, "contact.tag_added", tag=tag)
         stale = event(t.account_id, "contact.tag_added", tag=f"tag-{i - 1}")
@@ -188,8 +206,13 @@ def test_a_stale_config_update_does_not_win(
     workflow, _ = active_workflow(t.client, "contact", "tag_added", HOT, MULTIPLE)
     specs = db_sync.run(lambda c: config_sync.bump(c, uuid.UUID(workflow["id"])))
     current = specs[0]
-    stale = type(current)(**{**{f: getattr(current, f) for f in current.__slots__},
-                             "live": False, "sync_version": current.sync_version - 1})  # fmt: skip
+    stale = type(current)(
+        **{
+            **{f: getattr(current, f) for f in current.__slots__},
+            "live": False,
+            "sync_version": current.sync_version - 1,
+        }
+    )
     assert ray.get(partitions.owner(t.account_id).apply_config.remote([current])) == 1
     assert ray.get(partitions.owner(t.account_id).apply_config.remote([stale])) == 0
     streams.send(hot_events(t.account_id, 1))
@@ -206,19 +229,34 @@ def test_outbox_publishes_committed_enrollments_that_missed_the_stream(
     enrollment_id = uuid.uuid4()
     now = datetime.now(UTC)
     shard = int(streams.stream_of(t.account_id).rsplit(":", 1)[1])
-    db_sync.run(lambda c: c.execute(
-        "WITH e AS (INSERT INTO workflow_enrollments (id, account_id, workflow_id, trigger_id,"
-        " contact_id, event_id, status, run_at, enrolled_at, event_data)"
-        " VALUES ($1, $2, $3, $4, $5, $6, 'triggered', $7, $7, '{}') RETURNING id)"
-        " INSERT INTO enrollment_outbox (enrollment_id, shard) SELECT id, $8 FROM e",
-        enrollment_id, t.account_id, uuid.UUID(workflow["id"]), uuid.UUID(trigger["id"]),
-        uuid.uuid4(), uuid.uuid4(), now, shard))  # fmt: skip
+    db_sync.run(
+        lambda c: c.execute(
+            "WITH e AS (INSERT INTO workflow_enrollments (id, account_id, workflow_id, trigger_id,"
+            " contact_id, event_id, status, run_at, enrolled_at, event_data)"
+            " VALUES ($1, $2, $3, $4, $5, $6, 'triggered', $7, $7, '{}') RETURNING id)"
+            " INSERT INTO enrollment_outbox (enrollment_id, shard) SELECT id, $8 FROM e",
+            enrollment_id,
+            t.account_id,
+            uuid.UUID(workflow["id"]),
+            uuid.UUID(trigger["id"]),
+            uuid.uuid4(),
+            uuid.uuid4(),
+            now,
+            shard,
+        )
+    )
     wait_until(lambda: streams.enrollments(t.account_id), "the outbox to publish")
     published = streams.enrollments(t.account_id)
     assert [p["id"] for p in published] == [str(enrollment_id)]
-    wait_until(lambda: db_sync.value(
-        "SELECT count(*) FROM enrollment_outbox WHERE enrollment_id = $1", enrollment_id) == 0,
-        "the outbox row to go")  # fmt: skip
+    wait_until(
+        lambda: (
+            db_sync.value(
+                "SELECT count(*) FROM enrollment_outbox WHERE enrollment_id = $1", enrollment_id
+            )
+            == 0
+        ),
+        "the outbox row to go",
+    )
 
 
 def test_an_entry_that_keeps_failing_is_dead_lettered_after_max_deliveries(
@@ -258,8 +296,13 @@ def test_read_your_writes_after_every_kind_of_change(
     elif change == "delete workflow":
         response = t.client.delete(url)
     elif change == "deactivate":
-        body = {"trigger_type": "contact", "trigger_event": "tag_added", "filters": HOT,
-                "settings": MULTIPLE, "is_active": False}  # fmt: skip
+        body = {
+            "trigger_type": "contact",
+            "trigger_event": "tag_added",
+            "filters": HOT,
+            "settings": MULTIPLE,
+            "is_active": False,
+        }
         response = t.client.put(f"{url}/trigger/{trigger['id']}", json=body)
     else:
         response = t.client.patch(url, json={"status": "paused"})
@@ -276,8 +319,11 @@ def test_enrollments_reach_the_stream_once_after_publishing_failed(
     wait in the outbox and are published once the stream works again."""
     t = live_tenant()
     active_workflow(t.client, "contact", "tag_added", HOT, MULTIPLE)
-    saved = streams.client.rename(names.ENROLLMENTS_STREAM, "saved-enrollments") if (
-        streams.client.exists(names.ENROLLMENTS_STREAM)) else None  # fmt: skip
+    saved = (
+        streams.client.rename(names.ENROLLMENTS_STREAM, "saved-enrollments")
+        if (streams.client.exists(names.ENROLLMENTS_STREAM))
+        else None
+    )
     streams.client.set(names.ENROLLMENTS_STREAM, "not a stream")
     try:
         streams.send(hot_events(t.account_id, 20))
@@ -296,8 +342,7 @@ def test_one_bad_entry_does_not_take_good_ones_of_other_shards_with_it(
     live_tenant: MakeTenant, streams: Streams, db_sync: Db
 ) -> None:
     """Two shards of one partition: the poison on one is retried alone."""
-    a, b = tenants_on_shards(live_tenant, streams,
-                             lambda x, y: x != y and x % 2 == y % 2)  # fmt: skip
+    a, b = tenants_on_shards(live_tenant, streams, lambda x, y: x != y and x % 2 == y % 2)
     for t in (a, b):
         active_workflow(t.client, "contact", "tag_added", HOT, MULTIPLE)
     poison = event(a.account_id, "contact.tag_added", tag="hot", score=2**64)
@@ -317,8 +362,9 @@ def test_events_of_an_unknown_account_are_dead_lettered_at_once(
     streams: Streams, db_sync: Db
 ) -> None:
     stranger = uuid.uuid4()
-    entry = streams.send_raw(stranger, {names.EVENT_FIELD: orjson.dumps(
-        event(stranger, "contact.tag_added", tag="hot"))})  # fmt: skip
+    entry = streams.send_raw(
+        stranger, {names.EVENT_FIELD: orjson.dumps(event(stranger, "contact.tag_added", tag="hot"))}
+    )
     streams.wait_drained()
     dead = {d["entry_id"].decode(): d["reason"].decode() for d in streams.dead_letters()}
     assert dead[entry] == f"unknown account_id {stranger}"
@@ -333,6 +379,9 @@ def test_an_entry_trimmed_before_processing_is_reported(
     entry = streams.send_raw(t.account_id, {names.EVENT_FIELD: b"{}"})
     streams.client.xreadgroup(GROUP, "ghost", {name: ">"}, count=100)
     streams.client.xdel(name, entry)
-    wait_until(lambda: entry in {d["entry_id"].decode() for d in streams.dead_letters()},
-               "the claim to report the trimmed entry", timeout=30)  # fmt: skip
+    wait_until(
+        lambda: entry in {d["entry_id"].decode() for d in streams.dead_letters()},
+        "the claim to report the trimmed entry",
+        timeout=30,
+    )
     streams.wait_drained()

@@ -1,5 +1,5 @@
 """Metrics of the partition actors, the scheduler and the gateway, their Prometheus export
-through Ray, and GET /api/v1/stats with the actors running (issue 6)."""
+through Ray, and GET /api/v1/stats with the actors running (docs/operations.md §11)."""
 
 from __future__ import annotations
 
@@ -90,15 +90,18 @@ def known_run(t: Tenant, streams: Streams, enroll: int, repeat: int, cold: int) 
     del no_contact["data"]["contact_id"]
     stranger = event(uuid.uuid4(), "contact.tag_added", tag="hot")  # no such account
     streams.send(hot + again + other)
-    for raw in (b"{not json", orjson.dumps(event(t.account_id, "contact.sneezed")),
-                orjson.dumps(no_contact), orjson.dumps(stranger)):  # fmt: skip
+    for raw in (
+        b"{not json",
+        orjson.dumps(event(t.account_id, "contact.sneezed")),
+        orjson.dumps(no_contact),
+        orjson.dumps(stranger),
+    ):
         streams.send_raw(t.account_id, {names.EVENT_FIELD: raw})
     streams.wait_drained()
     return enroll + repeat + cold
 
 
-POISON = {"invalid_json": 1, "unknown_event_type": 1, "missing_contact_id": 1,
-          "unknown_account": 1}  # fmt: skip
+POISON = {"invalid_json": 1, "unknown_event_type": 1, "missing_contact_id": 1, "unknown_account": 1}
 
 
 def test_a_known_run_shows_exactly_its_counts_in_the_actors_and_in_stats(
@@ -126,8 +129,10 @@ def test_a_known_run_shows_exactly_its_counts_in_the_actors_and_in_stats(
     assert api_after["shards"][shard]["partition"] == owner
     assert shard in api_after["partitions"][owner]["shards"]
     assert api_after["actors_running"] is True
-    totals = delta({k: api_after["totals"][k] for k in ("consumed", "enrolled")},
-                   {k: api_before["totals"][k] for k in ("consumed", "enrolled")})  # fmt: skip
+    totals = delta(
+        {k: api_after["totals"][k] for k in ("consumed", "enrolled")},
+        {k: api_before["totals"][k] for k in ("consumed", "enrolled")},
+    )
     assert totals == {"consumed": valid, "enrolled": 5}
     assert api_after["shards"][shard]["pending"] == 0
     assert api_after["shards"][shard]["lag"] == 0
@@ -165,8 +170,11 @@ def _scrape() -> list[tuple[str, dict[str, str], float]]:
 def _exported(samples: list[tuple[str, dict[str, str], float]], name: str, **tags: str) -> float:
     """The largest value among the samples of `name` with these tags (a restarted actor
     leaves its old worker's series behind for a while)."""
-    values = [v for n, labels, v in samples
-              if n == name and all(labels.get(k) == x for k, x in tags.items())]  # fmt: skip
+    values = [
+        v
+        for n, labels, v in samples
+        if n == name and all(labels.get(k) == x for k, x in tags.items())
+    ]
     return max(values, default=-1.0)
 
 
@@ -187,15 +195,27 @@ def test_prometheus_export_has_the_counters_with_their_tags_and_no_account_ids(
     def caught_up() -> list[tuple[str, dict[str, str], float]] | None:
         samples = _scrape()
         ok = (
-            _exported(samples, "ray_hairtrigger_events_consumed_total", **tags,
-                      category="contact") == consumed
-            and _exported(samples, "ray_hairtrigger_enrollments_blocked_total", **tags,
-                          reason="already_enrolled") == blocked
-            and _exported(samples, "ray_hairtrigger_events_dead_lettered_total", **tags,
-                          reason="invalid_json") >= 1
-            and _exported(samples, "ray_hairtrigger_http_requests_total",
-                          route="POST /api/v1/workflows", status="201") >= 1
-        )  # fmt: skip
+            _exported(samples, "ray_hairtrigger_events_consumed_total", **tags, category="contact")
+            == consumed
+            and _exported(
+                samples,
+                "ray_hairtrigger_enrollments_blocked_total",
+                **tags,
+                reason="already_enrolled",
+            )
+            == blocked
+            and _exported(
+                samples, "ray_hairtrigger_events_dead_lettered_total", **tags, reason="invalid_json"
+            )
+            >= 1
+            and _exported(
+                samples,
+                "ray_hairtrigger_http_requests_total",
+                route="POST /api/v1/workflows",
+                status="201",
+            )
+            >= 1
+        )
         return samples if ok else None
 
     samples = wait_until(caught_up, "the actors' metrics in the Prometheus export", 90)
@@ -222,8 +242,12 @@ def test_a_missing_actor_is_reported_unavailable_and_the_rest_still_answer(
         next(factory, None)
     assert body["actors_running"] is False
     *running, missing = body["partitions"]
-    assert missing == {**missing, "partition": partitions.partitions, "available": False,
-                       "error": "ValueError"}  # fmt: skip
+    assert missing == {
+        **missing,
+        "partition": partitions.partitions,
+        "available": False,
+        "error": "ValueError",
+    }
     assert all(p["available"] for p in running)
 
 
@@ -232,8 +256,9 @@ def test_scheduler_emissions_are_counted_and_shown_in_stats(
 ) -> None:
     t = live_tenant()
     contact = uuid.uuid4()
-    streams.send([event(t.account_id, "contact.created", contact,
-                        current_state={"birthday": "1990-07-14"})])  # fmt: skip
+    streams.send(
+        [event(t.account_id, "contact.created", contact, current_state={"birthday": "1990-07-14"})]
+    )
     streams.wait_drained()
     active_workflow(t.client, "time", "birthday")
     before = ray.get(scheduler.metrics.remote())["metrics"]

@@ -1,5 +1,6 @@
-"""Enrollment policy end to end (SPEC §5): REQ-S-001 active workflows only, REQ-N-002 tenancy,
-REQ-S-002 single vs multiple, REQ-N-004 deleted contacts, REQ-N-003 loop depth, duplicates."""
+"""Enrollment policy end to end (docs/contract.md §5): REQ-S-001 active workflows only, REQ-N-002
+tenancy, REQ-S-002 single vs multiple, REQ-N-004 deleted contacts, REQ-N-003 loop depth,
+duplicates."""
 
 from __future__ import annotations
 
@@ -94,7 +95,10 @@ def test_multiple_with_cooldown_blocks_until_it_passes(
     streams.send([tagged(t.account_id, contact), tagged(t.account_id, contact)])
     streams.wait_drained()
     assert len(enrollments(db_sync, t.account_id)) == 1
-    assert [r["failure_reason"] for r in logs(db_sync, t.account_id)] == [None, Blocked.COOLDOWN.text]
+    assert [r["failure_reason"] for r in logs(db_sync, t.account_id)] == [
+        None,
+        Blocked.COOLDOWN.text,
+    ]
 
 
 def test_deleted_contacts_never_enroll(
@@ -104,10 +108,12 @@ def test_deleted_contacts_never_enroll(
     t = live_tenant()
     active_workflow(t.client, "contact", "tag_added", HOT)
     gone, kept = uuid.uuid4(), uuid.uuid4()
-    streams.send([
-        event(t.account_id, "contact.created", gone, current_state={"email": "a@b.co"}),
-        event(t.account_id, "contact.deleted", gone),
-    ])  # fmt: skip
+    streams.send(
+        [
+            event(t.account_id, "contact.created", gone, current_state={"email": "a@b.co"}),
+            event(t.account_id, "contact.deleted", gone),
+        ]
+    )
     streams.wait_drained()
     streams.send([tagged(t.account_id, gone), tagged(t.account_id, kept)])
     streams.wait_drained()
@@ -123,10 +129,12 @@ def test_loop_depth_over_the_limit_is_blocked(
     t = live_tenant()
     active_workflow(t.client, "contact", "tag_added", HOT, {"enrollment_limit": "multiple"})
     ok, looping = uuid.uuid4(), uuid.uuid4()
-    streams.send([
-        tagged(t.account_id, ok, depth=DEFAULT_LOOP_LIMIT),
-        tagged(t.account_id, looping, depth=DEFAULT_LOOP_LIMIT + 1),
-    ])  # fmt: skip
+    streams.send(
+        [
+            tagged(t.account_id, ok, depth=DEFAULT_LOOP_LIMIT),
+            tagged(t.account_id, looping, depth=DEFAULT_LOOP_LIMIT + 1),
+        ]
+    )
     streams.wait_drained()
     assert [r["contact_id"] for r in enrollments(db_sync, t.account_id)] == [ok]
     blocked = [r for r in logs(db_sync, t.account_id) if r["contact_id"] == looping]

@@ -14,9 +14,9 @@ import redis
 from actors.worker import PartitionWorker, ReadMode, WorkerConfig
 from pipelines.config import Settings
 from streams import names
+from streams.base import TRIMMED_REASON
 from streams.clients import async_client
 from streams.retention import LOST_REASON, StreamRetention
-from streams.shards import TRIMMED_REASON
 
 GROUP = names.CONSUMER_GROUP
 HOUR_S = 3600.0
@@ -145,7 +145,8 @@ def test_entries_cut_by_the_length_cap_before_delivery_are_reported_once(
     first, second = asyncio.run(twice())
     left = client.xlen(stream)
     assert [(r.stream, r.reason.split(" after ")[0]) for r in first] == [
-        (stream, f"{1000 - 100 - left} entries")]  # fmt: skip
+        (stream, f"{1000 - 100 - left} entries")
+    ]
     assert first[0].reason.endswith(LOST_REASON)
     assert first[0].entry_id < client.xrange(stream, count=1)[0][0].decode()
     assert second == []
@@ -156,8 +157,9 @@ def test_the_worker_trims_its_shards_during_housekeeping(
 ) -> None:
     """Partition 15 of 16 owns shard 15: old processed entries go, and a loss reaches the DLQ."""
     old, recent = fill(client, stream, 300, 3)
-    config = WorkerConfig(15, 16, 16, database_url, redis_url, retention_s=HOUR_S,
-                          trim_every_s=0, stream_max_len=20)  # fmt: skip
+    config = WorkerConfig(
+        15, 16, 16, database_url, redis_url, retention_s=HOUR_S, trim_every_s=0, stream_max_len=20
+    )
 
     async def go() -> None:
         worker = PartitionWorker(config)
@@ -174,8 +176,11 @@ def test_the_worker_trims_its_shards_during_housekeeping(
     left = remaining(client, stream)
     assert len(left & set(old[:250])) < 100
     assert set(recent) <= left
-    reasons = [f[b"reason"].decode() for _, f in client.xrange(names.DLQ_STREAM)
-               if f[b"stream"].decode() == stream]  # fmt: skip
+    reasons = [
+        f[b"reason"].decode()
+        for _, f in client.xrange(names.DLQ_STREAM)
+        if f[b"stream"].decode() == stream
+    ]
     assert len(reasons) == 1  # the cap of 20 cut undelivered entries
     assert reasons[0].endswith(LOST_REASON)
 
@@ -229,7 +234,8 @@ def test_own_pending_entries_trimmed_before_processing_are_dead_lettered(
             await worker.disconnect()
 
     asyncio.run(go())
-    dead = {f[b"entry_id"].decode(): f[b"reason"].decode()
-            for _, f in client.xrange(names.DLQ_STREAM)}  # fmt: skip
+    dead = {
+        f[b"entry_id"].decode(): f[b"reason"].decode() for _, f in client.xrange(names.DLQ_STREAM)
+    }
     assert {i: dead.get(i) for i in ids} == dict.fromkeys(ids, TRIMMED_REASON)
     assert client.xpending(stream, GROUP)["pending"] == 0

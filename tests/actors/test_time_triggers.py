@@ -1,5 +1,5 @@
-"""Time triggers end to end with a controllable clock (SPEC §7, REQ-E-023..026, REQ-S-003):
-the scheduler emits time.* events, the partition actors enroll."""
+"""Time triggers end to end with a controllable clock (docs/contract.md §7, REQ-E-023..026,
+REQ-S-003): the scheduler emits time.* events, the partition actors enroll."""
 
 from __future__ import annotations
 
@@ -36,48 +36,70 @@ def contacts(
     t: Tenant, streams: Streams, states: dict[str, dict[str, Any]]
 ) -> dict[str, uuid.UUID]:
     ids = {name: uuid.uuid4() for name in states}
-    streams.send(event(t.account_id, "contact.created", ids[n], current_state=s)
-                 for n, s in states.items())  # fmt: skip
+    streams.send(
+        event(t.account_id, "contact.created", ids[n], current_state=s) for n, s in states.items()
+    )
     streams.wait_drained()
     return ids
 
 
 def enrolled(db: Db, t: Tenant, workflow: dict[str, Any]) -> list[uuid.UUID]:
-    return sorted(r["contact_id"] for r in enrollments(db, t.account_id)
-                  if str(r["workflow_id"]) == workflow["id"])  # fmt: skip
+    return sorted(
+        r["contact_id"]
+        for r in enrollments(db, t.account_id)
+        if str(r["workflow_id"]) == workflow["id"]
+    )
 
 
 def test_date_triggers_and_a_daily_schedule_enroll_the_right_contacts_on_the_right_day(
     live_tenant: MakeTenant, streams: Streams, db_sync: Db, scheduler: Any
 ) -> None:
     t = live_tenant(timezone="America/New_York")
-    c = contacts(t, streams, {
-        "bday": {"birthday": "1990-03-10"},
-        "bday_tokyo": {"birthday": "1990-03-10", "timezone": "Asia/Tokyo"},
-        "bday_tomorrow": {"birthday": "1985-03-11"},
-        "changer": {"birthday": "1990-03-11"},
-        "gone": {"birthday": "1990-03-10"},
-        "anniv": {"signup_date": "2020-03-10"},
-        "anniv_same_year": {"signup_date": "2027-03-10"},
-        "renew": {"renewal_date": "2027-03-17"},
-        "renew_later": {"renewal_date": "2027-03-20"},
-    })  # fmt: skip
+    c = contacts(
+        t,
+        streams,
+        {
+            "bday": {"birthday": "1990-03-10"},
+            "bday_tokyo": {"birthday": "1990-03-10", "timezone": "Asia/Tokyo"},
+            "bday_tomorrow": {"birthday": "1985-03-11"},
+            "changer": {"birthday": "1990-03-11"},
+            "gone": {"birthday": "1990-03-10"},
+            "anniv": {"signup_date": "2020-03-10"},
+            "anniv_same_year": {"signup_date": "2027-03-10"},
+            "renew": {"renewal_date": "2027-03-17"},
+            "renew_later": {"renewal_date": "2027-03-20"},
+        },
+    )
     streams.send([event(t.account_id, "contact.deleted", c["gone"])])
     streams.wait_drained()
     birthday, _ = active_workflow(t.client, "time", "birthday")
     paused, _ = active_workflow(t.client, "time", "birthday", status="paused")
-    anniversary, _ = active_workflow(t.client, "time", "anniversary", None,
-                                     {"date_field": "signup_date"})  # fmt: skip
-    renewal, _ = active_workflow(t.client, "time", "scheduled_date", None,
-                                 {"date_field": "renewal_date", "offset_days": -7})  # fmt: skip
-    daily, _ = active_workflow(t.client, "time", "recurring_schedule", None,
-                               {"every": 1, "time_of_day": "09:00",
-                                "enrollment_limit": "multiple"})  # fmt: skip
+    anniversary, _ = active_workflow(
+        t.client, "time", "anniversary", None, {"date_field": "signup_date"}
+    )
+    renewal, _ = active_workflow(
+        t.client, "time", "scheduled_date", None, {"date_field": "renewal_date", "offset_days": -7}
+    )
+    daily, _ = active_workflow(
+        t.client,
+        "time",
+        "recurring_schedule",
+        None,
+        {"every": 1, "time_of_day": "09:00", "enrollment_limit": "multiple"},
+    )
 
     tick(scheduler, streams, at("2027-03-09T15:00"))  # plans; nothing is due yet
     assert enrollments(db_sync, t.account_id) == []
-    streams.send([event(t.account_id, "contact.updated", c["changer"],
-                        current_state={"birthday": "1990-03-12"})])  # fmt: skip
+    streams.send(
+        [
+            event(
+                t.account_id,
+                "contact.updated",
+                c["changer"],
+                current_state={"birthday": "1990-03-12"},
+            )
+        ]
+    )
     streams.wait_drained()
 
     tick(scheduler, streams, at("2027-03-10T00:00:30"))  # 09:00 in Tokyo
@@ -91,14 +113,16 @@ def test_date_triggers_and_a_daily_schedule_enroll_the_right_contacts_on_the_rig
     assert enrolled(db_sync, t, daily) == live
 
     tick(scheduler, streams, at("2027-03-11T14:00:30"))
-    assert enrolled(db_sync, t, birthday) == sorted([c["bday_tokyo"], c["bday"],
-                                                     c["bday_tomorrow"]])  # fmt: skip
+    assert enrolled(db_sync, t, birthday) == sorted(
+        [c["bday_tokyo"], c["bday"], c["bday_tomorrow"]]
+    )
     assert enrolled(db_sync, t, daily) == sorted(live * 2)
 
     tick(scheduler, streams, at("2027-03-12T14:00:30"))
     tick(scheduler, streams, at("2027-03-12T14:00:31"))  # again: nothing twice
-    assert enrolled(db_sync, t, birthday) == sorted([c["bday_tokyo"], c["bday"],
-                                                     c["bday_tomorrow"], c["changer"]])  # fmt: skip
+    assert enrolled(db_sync, t, birthday) == sorted(
+        [c["bday_tokyo"], c["bday"], c["bday_tomorrow"], c["changer"]]
+    )
     assert enrolled(db_sync, t, daily) == sorted(live * 3)
     assert enrolled(db_sync, t, paused) == []
     assert c["gone"] not in [r["contact_id"] for r in enrollments(db_sync, t.account_id)]
@@ -123,8 +147,11 @@ def test_restart_mid_emission_and_downtime_enroll_each_occurrence_once(
     tick(scheduler, streams, at("2027-04-06T12:00"))  # plans the 7th
     tick(scheduler, streams, at("2027-04-08T14:00"))  # 25 hours after: too old
     assert enrolled(db_sync, t, birthday) == sorted(many.values())
-    skipped = [r for r in logs(db_sync, t.account_id)
-               if r["failure_reason"] == "skipped: older than catch_up_hours"]  # fmt: skip
+    skipped = [
+        r
+        for r in logs(db_sync, t.account_id)
+        if r["failure_reason"] == "skipped: older than catch_up_hours"
+    ]
     assert sorted(r["contact_id"] for r in skipped) == sorted(late.values())
 
 

@@ -1,5 +1,5 @@
-"""Per-trigger analytics (issue 7): the incrementally kept stats equal counts computed from the
-raw tables for a known run."""
+"""Per-trigger analytics (docs/contract.md §6): the incrementally kept stats equal counts computed
+from the raw tables for a known run."""
 
 from __future__ import annotations
 

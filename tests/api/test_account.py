@@ -18,8 +18,10 @@ def test_account_settings_round_trip(tenant: MakeTenant) -> None:
     current = t.client.get("/account/settings").json()
     assert current["timezone"] == "Europe/Berlin"
     assert current["business_hours"] == {
-        "days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00",
-    }  # fmt: skip
+        "days": ["mon", "tue", "wed", "thu", "fri"],
+        "start": "09:00",
+        "end": "17:00",
+    }
     hours = {"days": ["sat", "mon"], "start": "08:30", "end": "12:00"}
     wanted = {"timezone": "America/Chicago", "business_hours": hours}
     response = t.client.put("/account/settings", json=wanted)
@@ -30,10 +32,15 @@ def test_account_settings_round_trip(tenant: MakeTenant) -> None:
 
 def test_account_settings_validation(tenant: MakeTenant) -> None:
     t = tenant()
-    problem(t.client.put("/account/settings", json={"timezone": "Moon/Base"}), 400,
-            errors.INVALID_TIMEZONE)  # fmt: skip
-    bad_hours = {"timezone": "UTC", "business_hours": {"days": ["mon"], "start": "17:00",
-                                                        "end": "09:00"}}  # fmt: skip
+    problem(
+        t.client.put("/account/settings", json={"timezone": "Moon/Base"}),
+        400,
+        errors.INVALID_TIMEZONE,
+    )
+    bad_hours = {
+        "timezone": "UTC",
+        "business_hours": {"days": ["mon"], "start": "17:00", "end": "09:00"},
+    }
     problem(t.client.put("/account/settings", json=bad_hours), 400, errors.INVALID_BUSINESS_HOURS)
     problem(t.client.put("/account/settings", json={}), 422, errors.MISSING_FIELD)
     assert t.client.get("/account/settings").json()["timezone"] == "UTC"
@@ -41,8 +48,10 @@ def test_account_settings_validation(tenant: MakeTenant) -> None:
 
 def test_account_settings_changes_are_audited(tenant: MakeTenant) -> None:
     t = tenant(timezone="Europe/Berlin")
-    first = {"timezone": "America/Chicago",
-             "business_hours": {"days": ["mon"], "start": "08:00", "end": "12:00"}}  # fmt: skip
+    first = {
+        "timezone": "America/Chicago",
+        "business_hours": {"days": ["mon"], "start": "08:00", "end": "12:00"},
+    }
     assert t.client.put("/account/settings", json=first).status_code == 200
     refused = t.client.put("/account/settings", json={"timezone": "Moon/Base"})
     assert refused.status_code == 400  # refused: not a change, so not audited

@@ -32,16 +32,16 @@ def test_no_key_or_a_bad_key_is_401(tenant: MakeTenant, api_url: str) -> None:
 def test_revoked_key_is_401(tenant: MakeTenant, db_sync: Db) -> None:
     t = tenant()
     assert t.client.get("/workflows").status_code == 200
-    db_sync.run(lambda c: c.execute("UPDATE api_keys SET revoked_at = now() WHERE id = $1",
-                                     t.key_id))  # fmt: skip
+    db_sync.run(
+        lambda c: c.execute("UPDATE api_keys SET revoked_at = now() WHERE id = $1", t.key_id)
+    )
     problem(t.client.get("/workflows"), 401, errors.UNAUTHORIZED)
 
 
 def test_missing_scopes_are_403(tenant: MakeTenant) -> None:
     reader = tenant(scopes=(scopes.SCOPE_WORKFLOW_READ,))
     problem(reader.client.post("/workflows", json={"name": "x"}), 403, errors.FORBIDDEN)
-    problem(reader.client.put("/account/settings", json={"timezone": "UTC"}), 403,
-            errors.FORBIDDEN)  # fmt: skip
+    problem(reader.client.put("/account/settings", json={"timezone": "UTC"}), 403, errors.FORBIDDEN)
     writer = tenant(scopes=(scopes.SCOPE_EVENTS_WRITE,))
     problem(writer.client.get("/workflows"), 403, errors.FORBIDDEN)
     editor = tenant(scopes=(scopes.SCOPE_WORKFLOW_EDIT,))

@@ -42,8 +42,12 @@ PROJECTION = {
 ENROLLED_BEFORE = [CONTACTS[1], CONTACTS[5]]
 SAVED = {"trigger_type": "contact", "trigger_event": "tag_added", "filters": VIP_CUSTOMER}
 MULTIPLE = {"enrollment_limit": "multiple", "reenroll_cooldown_seconds": 1800}
-DRAFT = {"trigger_type": "contact", "trigger_event": "tag_added", "filters": VIP_OR_HOT,
-         "settings": MULTIPLE}  # fmt: skip
+DRAFT = {
+    "trigger_type": "contact",
+    "trigger_event": "tag_added",
+    "filters": VIP_OR_HOT,
+    "settings": MULTIPLE,
+}
 
 
 @pytest.fixture
@@ -73,15 +77,24 @@ def seed_state(db: Db, account: uuid.UUID, workflow: uuid.UUID, trigger: uuid.UU
         for contact, (state, deleted) in PROJECTION.items():
             await conn.execute(
                 "INSERT INTO contacts (account_id, contact_id, state, deleted, event_ts)"
-                " VALUES ($1, $2, $3, $4, now())", account, contact, state, deleted,
-            )  # fmt: skip
+                " VALUES ($1, $2, $3, $4, now())",
+                account,
+                contact,
+                state,
+                deleted,
+            )
         for contact in ENROLLED_BEFORE:
             await conn.execute(
                 "INSERT INTO workflow_enrollments (id, account_id, workflow_id, trigger_id,"
                 " contact_id, event_id, status, run_at, single)"
                 " VALUES ($1, $2, $3, $4, $5, $6, 'triggered', now(), true)",
-                uuid.uuid4(), account, workflow, trigger, contact, uuid.uuid4(),
-            )  # fmt: skip
+                uuid.uuid4(),
+                account,
+                workflow,
+                trigger,
+                contact,
+                uuid.uuid4(),
+            )
 
     db.run(work)
 
@@ -89,8 +102,9 @@ def seed_state(db: Db, account: uuid.UUID, workflow: uuid.UUID, trigger: uuid.UU
 def oracle(events: list[dict[str, Any]], account: uuid.UUID, rule: Rule) -> Expected:
     projection = {str(c): v for c, v in PROJECTION.items()}
     replayed = CONTACT_TYPES | {"contact.tag_added"}
-    return brute_force(events, account, rule, replayed, projection,
-                       {str(c) for c in ENROLLED_BEFORE})  # fmt: skip
+    return brute_force(
+        events, account, rule, replayed, projection, {str(c) for c in ENROLLED_BEFORE}
+    )
 
 
 def assert_figures(body: dict[str, Any], want: Expected) -> None:
@@ -153,14 +167,21 @@ def test_saved_trigger_figures_equal_a_brute_force_replay(scene: Any) -> None:
     assert datetime.fromisoformat(body["to"]) == datetime.fromisoformat(window["to"])
     assert body["retained_since"] is not None
     sample = body["samples"][0]
-    assert sample.keys() == {"event_id", "contact_id", "event_type", "timestamp", "would_enroll",
-                             "reason"}  # fmt: skip
+    assert sample.keys() == {
+        "event_id",
+        "contact_id",
+        "event_type",
+        "timestamp",
+        "would_enroll",
+        "reason",
+    }
 
 
 def test_a_draft_is_backtested_and_diffed_against_the_saved_trigger(scene: Any) -> None:
     a, _, workflow, events, window = scene
-    response = a.client.post(f"/workflows/{workflow['id']}/trigger/backtest",
-                             json={"trigger": DRAFT, **window})  # fmt: skip
+    response = a.client.post(
+        f"/workflows/{workflow['id']}/trigger/backtest", json={"trigger": DRAFT, **window}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     draft = oracle(events, a.account_id, Rule("contact.tag_added", vip_or_hot, False, 1800))
@@ -241,32 +262,55 @@ def test_bad_windows_are_problem_documents(
 def test_an_unparseable_time_is_a_422(tenant: MakeTenant) -> None:
     t = tenant()
     workflow = new_workflow(t.client)
-    response = t.client.post(f"/workflows/{workflow['id']}/trigger/backtest",
-                             json={"from": "last tuesday"})  # fmt: skip
+    response = t.client.post(
+        f"/workflows/{workflow['id']}/trigger/backtest", json={"from": "last tuesday"}
+    )
     assert problem(response, 422, errors.VALIDATION_FAILED)["errors"][0]["pointer"] == "/from"
 
 
 @pytest.mark.parametrize(
     ("draft", "status", "title", "pointer"),
     [
-        ({"trigger_type": "contact", "trigger_event": "tag_added",
-          "filters": {"logic": "AND", "conditions": [
-              {"field": "tag", "operator": "resembles", "value": "vip"}]}},
-         400, errors.INVALID_OPERATOR, "/trigger/filters/conditions/0/operator"),
-        ({"trigger_type": "webinar", "trigger_event": "tag_added"}, 400,
-         errors.INVALID_TRIGGER_TYPE, "/trigger/trigger_type"),
-        ({"trigger_type": "contact", "trigger_event": "tag_added",
-          "settings": {"enrollment_limit": "always"}}, 400, errors.INVALID_SETTINGS, None),
+        (
+            {
+                "trigger_type": "contact",
+                "trigger_event": "tag_added",
+                "filters": {
+                    "logic": "AND",
+                    "conditions": [{"field": "tag", "operator": "resembles", "value": "vip"}],
+                },
+            },
+            400,
+            errors.INVALID_OPERATOR,
+            "/trigger/filters/conditions/0/operator",
+        ),
+        (
+            {"trigger_type": "webinar", "trigger_event": "tag_added"},
+            400,
+            errors.INVALID_TRIGGER_TYPE,
+            "/trigger/trigger_type",
+        ),
+        (
+            {
+                "trigger_type": "contact",
+                "trigger_event": "tag_added",
+                "settings": {"enrollment_limit": "always"},
+            },
+            400,
+            errors.INVALID_SETTINGS,
+            None,
+        ),
         ({"trigger_event": "tag_added"}, 422, errors.MISSING_FIELD, None),
     ],
-)  # fmt: skip
+)
 def test_a_draft_is_validated_like_a_create(
     tenant: MakeTenant, draft: dict[str, Any], status: int, title: str, pointer: str | None
 ) -> None:
     t = tenant()
     workflow = new_workflow(t.client)
-    response = t.client.post(f"/workflows/{workflow['id']}/trigger/backtest",
-                             json={"trigger": draft})  # fmt: skip
+    response = t.client.post(
+        f"/workflows/{workflow['id']}/trigger/backtest", json={"trigger": draft}
+    )
     body = problem(response, status, title)
     if pointer is not None:
         assert body["pointer"] == pointer
@@ -281,8 +325,14 @@ def test_a_draft_works_without_a_saved_trigger(tenant: MakeTenant, streams: Stre
     response = t.client.post(f"/workflows/{workflow['id']}/trigger/backtest", json=body)
     assert response.status_code == 200, response.text
     assert response.json()["diff"] is None
-    want = brute_force(events, t.account_id, Rule("contact.tag_added", vip_or_hot, False, 1800),
-                       CONTACT_TYPES, {}, set())  # fmt: skip
+    want = brute_force(
+        events,
+        t.account_id,
+        Rule("contact.tag_added", vip_or_hot, False, 1800),
+        CONTACT_TYPES,
+        {},
+        set(),
+    )
     assert_figures(response.json(), want)
 
 
@@ -301,8 +351,11 @@ def test_tenancy_and_scopes(tenant: MakeTenant) -> None:
     url = f"/workflows/{workflow['id']}/trigger/backtest"
     problem(stranger.client.post(url, json={}), 403, errors.FORBIDDEN)
     problem(stranger.client.post(url, json={"trigger": DRAFT}), 403, errors.FORBIDDEN)
-    problem(owner.client.post(f"/workflows/{uuid.uuid4()}/trigger/backtest", json={}), 404,
-            errors.NOT_FOUND)  # fmt: skip
+    problem(
+        owner.client.post(f"/workflows/{uuid.uuid4()}/trigger/backtest", json={}),
+        404,
+        errors.NOT_FOUND,
+    )
     writer = tenant(scopes=(scopes.SCOPE_EVENTS_WRITE,))
     problem(writer.client.post(url, json={}), 403, errors.FORBIDDEN)
     assert owner.client.post(url, json={}).status_code == 200
@@ -318,8 +371,16 @@ def test_the_endpoint_is_documented(api_url: str) -> None:
     )
     assert {"400", "403", "404", "422"} <= operation["responses"].keys()
     out = spec["components"]["schemas"]["BacktestOut"]["properties"]
-    assert {"from", "to", "events_scanned", "matched_events", "matched_contacts", "would_enroll",
-            "samples", "diff"} <= out.keys()  # fmt: skip
+    assert {
+        "from",
+        "to",
+        "events_scanned",
+        "matched_events",
+        "matched_contacts",
+        "would_enroll",
+        "samples",
+        "diff",
+    } <= out.keys()
 
 
 def test_without_a_body_the_saved_trigger_replays_the_last_day(

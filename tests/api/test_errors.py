@@ -97,17 +97,37 @@ def test_deep_json_nesting_is_refused(tenant: MakeTenant) -> None:
 
 
 NASTY: list[tuple[str, bytes]] = [
-    ("NUL in a value", b'{"trigger_type": "contact", "trigger_event": "tag_added",'
-     b' "filters": {"conditions": [{"field": "tag", "operator": "equals", "value": "a\\u0000"}]}}'),
-    ("lone surrogate", b'{"trigger_type": "contact", "trigger_event": "tag_added",'
-     b' "filters": {"conditions": [{"field": "tag", "operator": "equals", "value": "\\ud800"}]}}'),
-    ("NaN", b'{"trigger_type": "payment", "trigger_event": "payment_received", "filters":'
-     b' {"conditions": [{"field": "amount", "operator": "greater_than", "value": NaN}]}}'),
-    ("1e400", b'{"trigger_type": "payment", "trigger_event": "payment_received", "filters":'
-     b' {"conditions": [{"field": "amount", "operator": "greater_than", "value": 1e400}]}}'),
-    ("nesting 300 deep", b'{"trigger_type": "contact", "trigger_event": "tag_added", "settings": '
-     + b'{"a": ' * 300 + b"1" + b"}" * 300 + b"}"),
-]  # fmt: skip
+    (
+        "NUL in a value",
+        b'{"trigger_type": "contact", "trigger_event": "tag_added",'
+        b' "filters": {"conditions": [{"field": "tag", "operator": "equals",'
+        b' "value": "a\\u0000"}]}}',
+    ),
+    (
+        "lone surrogate",
+        b'{"trigger_type": "contact", "trigger_event": "tag_added",'
+        b' "filters": {"conditions": [{"field": "tag", "operator": "equals",'
+        b' "value": "\\ud800"}]}}',
+    ),
+    (
+        "NaN",
+        b'{"trigger_type": "payment", "trigger_event": "payment_received", "filters":'
+        b' {"conditions": [{"field": "amount", "operator": "greater_than", "value": NaN}]}}',
+    ),
+    (
+        "1e400",
+        b'{"trigger_type": "payment", "trigger_event": "payment_received", "filters":'
+        b' {"conditions": [{"field": "amount", "operator": "greater_than", "value": 1e400}]}}',
+    ),
+    (
+        "nesting 300 deep",
+        b'{"trigger_type": "contact", "trigger_event": "tag_added", "settings": '
+        + b'{"a": ' * 300
+        + b"1"
+        + b"}" * 300
+        + b"}",
+    ),
+]
 
 
 @pytest.mark.parametrize("raw", [n[1] for n in NASTY], ids=[n[0] for n in NASTY])
@@ -154,8 +174,11 @@ def test_workflow_bodies_that_cannot_be_stored_are_refused(
 def test_null_settings_take_their_defaults(tenant: MakeTenant) -> None:
     t = tenant()
     wf = new_workflow(t.client)
-    body = {"trigger_type": "time", "trigger_event": "recurring_schedule",
-            "settings": {"every": 2, "days_of_week": None, "catch_up_hours": None}}  # fmt: skip
+    body = {
+        "trigger_type": "time",
+        "trigger_event": "recurring_schedule",
+        "settings": {"every": 2, "days_of_week": None, "catch_up_hours": None},
+    }
     response = t.client.post(f"/workflows/{wf['id']}/trigger", json=body)
     assert response.status_code == 201, response.text
     settings = response.json()["settings"]
@@ -168,9 +191,11 @@ def test_integers_beyond_64_bits_are_read_as_doubles(tenant: MakeTenant) -> None
     """JSON numbers are IEEE doubles (as in JavaScript); none makes the API fail."""
     t = tenant()
     wf = new_workflow(t.client)
-    raw = (b'{"trigger_type": "payment", "trigger_event": "payment_received", "filters":'
-           b' {"conditions": [{"field": "amount", "operator": "equals",'
-           b' "value": 18446744073709551616}]}}')  # fmt: skip
+    raw = (
+        b'{"trigger_type": "payment", "trigger_event": "payment_received", "filters":'
+        b' {"conditions": [{"field": "amount", "operator": "equals",'
+        b' "value": 18446744073709551616}]}}'
+    )
     response = t.client.post(
         f"/workflows/{wf['id']}/trigger", content=raw, headers={"content-type": "application/json"}
     )

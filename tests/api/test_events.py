@@ -1,4 +1,4 @@
-"""POST /events: validated envelopes land in their account's shard stream (SPEC §3)."""
+"""POST /events: validated envelopes land in their account's shard stream (docs/contract.md §3)."""
 
 from __future__ import annotations
 
@@ -36,13 +36,22 @@ def test_one_event_and_a_list_are_accepted_into_the_shard(
 def test_bad_events_are_refused_and_nothing_is_written(tenant: MakeTenant, redis_url: str) -> None:
     t = tenant()
     other = uuid.uuid4()
-    problem(t.client.post("/events", json=envelope(t.account_id, event_type="contact.sneezed")),
-            400, errors.INVALID_EVENT)  # fmt: skip
+    problem(
+        t.client.post("/events", json=envelope(t.account_id, event_type="contact.sneezed")),
+        400,
+        errors.INVALID_EVENT,
+    )
     problem(t.client.post("/events", json=envelope(other)), 403, errors.FORBIDDEN)
-    problem(t.client.post("/events", json=envelope(t.account_id, event_id="nope")), 422,
-            errors.VALIDATION_FAILED)  # fmt: skip
-    problem(t.client.post("/events", json=envelope(t.account_id, data={"tag": "x"})), 422,
-            errors.MISSING_FIELD)  # fmt: skip
+    problem(
+        t.client.post("/events", json=envelope(t.account_id, event_id="nope")),
+        422,
+        errors.VALIDATION_FAILED,
+    )
+    problem(
+        t.client.post("/events", json=envelope(t.account_id, data={"tag": "x"})),
+        422,
+        errors.MISSING_FIELD,
+    )
     problem(t.client.post("/events", json=[]), 400, errors.INVALID_EVENT)
     mixed = [envelope(t.account_id), envelope(t.account_id, event_type="nope")]
     problem(t.client.post("/events", json=mixed), 400, errors.INVALID_EVENT)

@@ -1,4 +1,5 @@
-"""The test endpoint (REQ-O-002), and the logs, enrollments and audit views (SPEC §6)."""
+"""The test endpoint (REQ-O-002), and the logs, enrollments and audit views (docs/contract.md
+§6)."""
 
 from __future__ import annotations
 
@@ -95,8 +96,13 @@ def test_matching_contact_explains_every_condition_and_enrolls_nobody(
     tree = body["conditions"]
     assert (tree["logic"], tree["passed"]) == ("AND", True)
     form_leaf, group = tree["conditions"]
-    assert form_leaf == {"field": "form_id", "operator": "equals", "value": "lead-form",
-                         "actual": "Lead-Form", "passed": True}  # fmt: skip
+    assert form_leaf == {
+        "field": "form_id",
+        "operator": "equals",
+        "value": "lead-form",
+        "actual": "Lead-Form",
+        "passed": True,
+    }
     budget, tags = group["conditions"]
     assert (budget["actual"], budget["passed"]) == ("500", False)
     assert (tags["actual"], tags["passed"]) == (["VIP"], True)
@@ -172,8 +178,9 @@ def test_outside_business_hours_it_would_queue(tenant: MakeTenant, db_sync: Db) 
     assert put.status_code == 200, put.text
     workflow = new_workflow(t.client)
     settings = {"respect_business_hours": True}
-    trigger = new_trigger(t.client, workflow["id"], {**FORM_TRIGGER, "filters": None,
-                                                     "settings": settings})  # fmt: skip
+    trigger = new_trigger(
+        t.client, workflow["id"], {**FORM_TRIGGER, "filters": None, "settings": settings}
+    )
     activate(t, workflow["id"])
     contact = add_contact(db_sync, t.account_id)
     body = run_test(t, workflow["id"], trigger["id"], contact).json()
@@ -308,8 +315,11 @@ def test_enrollments_view_filters_pages_and_isolates(tenant: MakeTenant, db_sync
     assert [q["contact_id"] for q in queued] == [str(contact)] * 2
     assert len(all_pages(t, f"/workflows/{wf}/enrollments", contact_id=str(contact))) == 2
     problem(other.client.get(f"/workflows/{wf}/enrollments"), 403, errors.FORBIDDEN)
-    problem(t.client.get(f"/workflows/{wf}/enrollments", params={"status": "x"}), 422,
-            errors.VALIDATION_FAILED)  # fmt: skip
+    problem(
+        t.client.get(f"/workflows/{wf}/enrollments", params={"status": "x"}),
+        422,
+        errors.VALIDATION_FAILED,
+    )
     bad = t.client.get(f"/workflows/{wf}/enrollments", params={"cursor": "WyJ4IiwieSJd"})
     problem(bad, 400, errors.INVALID_CURSOR)
     # deleted workflows keep their history readable
@@ -334,16 +344,28 @@ def test_time_trigger_and_contact_event_dry_runs(tenant: MakeTenant, db_sync: Db
     (a copy of) the contact, as the actors do."""
     t = tenant()
     birthday = new_workflow(t.client)
-    trigger = new_trigger(t.client, birthday["id"], {
-        "trigger_type": "time", "trigger_event": "birthday",
-        "filters": all_of(cond("contact.tags", "contains", "vip"))})  # fmt: skip
+    trigger = new_trigger(
+        t.client,
+        birthday["id"],
+        {
+            "trigger_type": "time",
+            "trigger_event": "birthday",
+            "filters": all_of(cond("contact.tags", "contains", "vip")),
+        },
+    )
     activate(t, birthday["id"])
     vip = add_contact(db_sync, t.account_id, tags=["vip"], birthday="1990-02-28")
     assert run_test(t, birthday["id"], trigger["id"], vip).json()["would_enroll"] is True
     tagged = new_workflow(t.client)
-    on_tag = new_trigger(t.client, tagged["id"], {
-        "trigger_type": "contact", "trigger_event": "tag_added",
-        "filters": all_of(cond("contact.tags", "contains", "hot"))})  # fmt: skip
+    on_tag = new_trigger(
+        t.client,
+        tagged["id"],
+        {
+            "trigger_type": "contact",
+            "trigger_event": "tag_added",
+            "filters": all_of(cond("contact.tags", "contains", "hot")),
+        },
+    )
     activate(t, tagged["id"])
     body = run_test(t, tagged["id"], on_tag["id"], vip, tag="hot").json()
     assert body["matched"] is True
@@ -355,9 +377,15 @@ def test_time_trigger_and_contact_event_dry_runs(tenant: MakeTenant, db_sync: Db
 def test_a_new_contact_can_be_tested_for_contact_created(tenant: MakeTenant) -> None:
     t = tenant()
     workflow = new_workflow(t.client)
-    trigger = new_trigger(t.client, workflow["id"], {
-        "trigger_type": "contact", "trigger_event": "contact_created",
-        "filters": all_of(cond("contact.source", "equals", "website"))})  # fmt: skip
+    trigger = new_trigger(
+        t.client,
+        workflow["id"],
+        {
+            "trigger_type": "contact",
+            "trigger_event": "contact_created",
+            "filters": all_of(cond("contact.source", "equals", "website")),
+        },
+    )
     activate(t, workflow["id"])
     state = {"current_state": {"source": "Website", "email": "new@example.com"}}
     body = run_test(t, workflow["id"], trigger["id"], uuid.uuid4(), **state).json()

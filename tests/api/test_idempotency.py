@@ -1,5 +1,5 @@
-"""Idempotency keys (issue 7): a retried POST/PUT/PATCH with the same Idempotency-Key gets the
-first response back and acts once; per account, 24 hours, one effect under concurrency."""
+"""Idempotency keys (docs/operations.md §9): a retried POST/PUT/PATCH with the same Idempotency-Key
+gets the first response back and acts once; per account, 24 hours, one effect under concurrency."""
 
 from __future__ import annotations
 
@@ -32,9 +32,11 @@ MakeTenant = Callable[..., Tenant]
 TRIGGER = {
     "trigger_type": "contact",
     "trigger_event": "tag_added",
-    "filters": {"logic": "AND", "conditions": [{"field": "tag", "operator": "equals",
-                                                 "value": "vip"}]},
-}  # fmt: skip
+    "filters": {
+        "logic": "AND",
+        "conditions": [{"field": "tag", "operator": "equals", "value": "vip"}],
+    },
+}
 
 
 def with_key(key: str) -> dict[str, str]:
@@ -82,20 +84,25 @@ def test_a_client_error_is_replayed_too(tenant: MakeTenant, db_sync: Db) -> None
 
 def test_the_same_key_on_another_request_is_422(tenant: MakeTenant, db_sync: Db) -> None:
     t = tenant()
-    created = t.client.post("/workflows", json={"name": "A", "description": "d"},
-                            headers=with_key("k1"))  # fmt: skip
+    created = t.client.post(
+        "/workflows", json={"name": "A", "description": "d"}, headers=with_key("k1")
+    )
     assert created.status_code == 201
     workflow_id = created.json()["id"]
     other_body = t.client.post("/workflows", json={"name": "B"}, headers=with_key("k1"))
     body = problem(other_body, 422, errors.IDEMPOTENCY_KEY_REUSED)
     assert rules.HEADER in body["detail"]
-    other_path = t.client.patch(f"/workflows/{workflow_id}", json={"name": "A", "description":
-                                "d"}, headers=with_key("k1"))  # fmt: skip
+    other_path = t.client.patch(
+        f"/workflows/{workflow_id}", json={"name": "A", "description": "d"}, headers=with_key("k1")
+    )
     problem(other_path, 422, errors.IDEMPOTENCY_KEY_REUSED)
     # The same JSON written differently is the same body.
     reordered = b'{ "description" : "d",\n "name": "A" }'
-    same = t.client.post("/workflows", content=reordered, headers={
-        **with_key("k1"), "content-type": "application/json"})  # fmt: skip
+    same = t.client.post(
+        "/workflows",
+        content=reordered,
+        headers={**with_key("k1"), "content-type": "application/json"},
+    )
     assert same.status_code == 201
     assert same.json()["id"] == workflow_id
     assert count(db_sync, "workflows", t.account_id) == 1
@@ -148,9 +155,13 @@ def test_a_replayed_event_batch_is_xadded_once(tenant: MakeTenant, redis_url: st
 def test_an_expired_key_starts_afresh(tenant: MakeTenant, db_sync: Db) -> None:
     t = tenant()
     first = t.client.post("/workflows", json={"name": "x"}, headers=with_key("old"))
-    db_sync.run(lambda c: c.execute(
-        "UPDATE idempotency_keys SET created_at = now() - interval '24 hours 1 second'"
-        " WHERE account_id = $1", t.account_id))  # fmt: skip
+    db_sync.run(
+        lambda c: c.execute(
+            "UPDATE idempotency_keys SET created_at = now() - interval '24 hours 1 second'"
+            " WHERE account_id = $1",
+            t.account_id,
+        )
+    )
     second = t.client.post("/workflows", json={"name": "y"}, headers=with_key("old"))
     assert second.status_code == 201, second.text
     assert second.json()["id"] != first.json()["id"]
@@ -161,10 +172,17 @@ def test_an_expired_key_starts_afresh(tenant: MakeTenant, db_sync: Db) -> None:
 
 
 def _claim_row(db_sync: Db, account_id: uuid.UUID, key: str, fp: bytes, lease: str) -> None:
-    db_sync.run(lambda c: c.execute(
-        "INSERT INTO idempotency_keys (account_id, key, fingerprint, state, claim_id, lease_until)"
-        " VALUES ($1, $2, $3, 'running', $4, now() + $5::text::interval)",
-        account_id, key, fp, uuid.uuid4(), lease))  # fmt: skip
+    db_sync.run(
+        lambda c: c.execute(
+            "INSERT INTO idempotency_keys (account_id, key, fingerprint, state, claim_id,"
+            " lease_until) VALUES ($1, $2, $3, 'running', $4, now() + $5::text::interval)",
+            account_id,
+            key,
+            fp,
+            uuid.uuid4(),
+            lease,
+        )
+    )
 
 
 def test_a_running_claim_is_409_until_its_lease_runs_out(tenant: MakeTenant, db_sync: Db) -> None:
@@ -183,8 +201,11 @@ def test_a_running_claim_is_409_until_its_lease_runs_out(tenant: MakeTenant, db_
     assert count(db_sync, "workflows", t.account_id) == 1
     # Another request cannot take over a crashed claim: that key belongs to its own request.
     _claim_row(db_sync, t.account_id, "crashed-2", fp, "-1 second")
-    problem(t.client.post("/workflows", json={"name": "other"}, headers=with_key("crashed-2")),
-            422, errors.IDEMPOTENCY_KEY_REUSED)  # fmt: skip
+    problem(
+        t.client.post("/workflows", json={"name": "other"}, headers=with_key("crashed-2")),
+        422,
+        errors.IDEMPOTENCY_KEY_REUSED,
+    )
 
 
 @pytest.fixture
@@ -243,9 +264,13 @@ def test_expired_keys_are_pruned(settings: Settings, db_sync: Db) -> None:
         body = b"{}"
         fp = rules.fingerprint("POST", "/api/v1/workflows", "", body)
         _claim_row(db_sync, t.account_id, "stale", fp, "-1 second")
-        db_sync.run(lambda c: c.execute(
-            "UPDATE idempotency_keys SET created_at = now() - interval '25 hours'"
-            " WHERE account_id = $1", t.account_id))  # fmt: skip
+        db_sync.run(
+            lambda c: c.execute(
+                "UPDATE idempotency_keys SET created_at = now() - interval '25 hours'"
+                " WHERE account_id = $1",
+                t.account_id,
+            )
+        )
         _claim_row(db_sync, t.account_id, "fresh", fp, "30 seconds")
         t.client.post("/workflows", json={"name": "x"}, headers=with_key("new"))
         left = db_sync.fetch(

@@ -1,5 +1,6 @@
-"""Ingest that survives Redis (issue 7): while the gateway cannot reach Redis, accepted events
-wait in Postgres and are relayed in order once it is back; each enrolls exactly once."""
+"""Ingest that survives Redis (docs/architecture.md §4): while the gateway cannot reach Redis,
+accepted events wait in Postgres and are relayed in order once it is back; each enrolls exactly
+once."""
 
 from __future__ import annotations
 

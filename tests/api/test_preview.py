@@ -98,9 +98,10 @@ def test_event_conditions_count_every_live_contact_and_are_listed(
     body = {
         "trigger_type": "form",
         "trigger_event": "form_submitted",
-        "filters": any_of(cond("form_id", "equals", "lead-form"),
-                          cond("budget", "greater_than", 10000)),
-    }  # fmt: skip
+        "filters": any_of(
+            cond("form_id", "equals", "lead-form"), cond("budget", "greater_than", 10000)
+        ),
+    }
     wf, tr = with_trigger(t, body)
     for status in ("lead", "customer", None):
         add_contact(db_sync, t.account_id, status=status)

@@ -15,9 +15,8 @@ MakeTenant = Callable[..., Tenant]
 
 def _titles() -> list[str]:
     return [
-        value for name, value in vars(errors).items()
-        if name.isupper() and isinstance(value, str)
-    ]  # fmt: skip
+        value for name, value in vars(errors).items() if name.isupper() and isinstance(value, str)
+    ]
 
 
 def test_every_title_has_a_description_and_its_own_slug() -> None:
@@ -34,9 +33,14 @@ def test_every_title_has_a_description_and_its_own_slug() -> None:
 def test_a_problem_type_dereferences_to_its_description(tenant: MakeTenant, api_url: str) -> None:
     t = tenant()
     workflow = t.client.post("/workflows", json={"name": "w"}).json()
-    bad = {"trigger_type": "contact", "trigger_event": "tag_added",
-           "filters": {"logic": "AND", "conditions": [
-               {"field": "tag", "operator": "resembles", "value": "x"}]}}  # fmt: skip
+    bad = {
+        "trigger_type": "contact",
+        "trigger_event": "tag_added",
+        "filters": {
+            "logic": "AND",
+            "conditions": [{"field": "tag", "operator": "resembles", "value": "x"}],
+        },
+    }
     response = t.client.post(f"/workflows/{workflow['id']}/trigger", json=bad)
     body = problem(response, 400, errors.INVALID_OPERATOR)
     described = httpx.get(response.url.join(body["type"]))  # a reference: resolve, no key

@@ -1,5 +1,5 @@
 """GET /api/v1/stats without partition actors: the Redis and Postgres figures, system-wide,
-the same for every operator key (scope stats:read; issue 6). With actors:
+the same for every operator key (scope stats:read; docs/operations.md §11). With actors:
 tests/actors/test_metrics.py."""
 
 from __future__ import annotations
@@ -79,10 +79,14 @@ def test_enrollments_waiting_for_business_hours_are_counted_across_accounts(
 ) -> None:
     """Another account's queued enrollment counts too: a system-wide figure, not the caller's."""
     a, b = tenant(), tenant(scopes=(scopes.SCOPE_STATS_READ,))
-    db_sync.run(lambda c: c.execute(
-        "INSERT INTO workflow_enrollments (id, account_id, workflow_id, trigger_id, contact_id,"
-        " event_id, status, run_at) VALUES ($1, $2, $1, $1, $1, $1, 'queued', now())",
-        uuid.uuid4(), a.account_id))  # fmt: skip
+    db_sync.run(
+        lambda c: c.execute(
+            "INSERT INTO workflow_enrollments (id, account_id, workflow_id, trigger_id, contact_id,"
+            " event_id, status, run_at) VALUES ($1, $2, $1, $1, $1, $1, 'queued', now())",
+            uuid.uuid4(),
+            a.account_id,
+        )
+    )
     waiting = db_sync.value("SELECT count(*) FROM workflow_enrollments WHERE status = 'queued'")
     assert waiting >= 1
     assert b.client.get("/stats").json()["totals"]["enrollments_waiting"] == waiting

@@ -28,8 +28,12 @@ def stored_form(config: dict[str, Any]) -> tuple[str, str, dict[str, Any], dict[
     parsed = validate_trigger(
         config["trigger_type"], config["trigger_event"], config["filters"], config["settings"]
     )
-    return (config["trigger_type"], parsed.event.name, parsed.filters_json(),
-            parsed.settings.to_json())  # fmt: skip
+    return (
+        config["trigger_type"],
+        parsed.event.name,
+        parsed.filters_json(),
+        parsed.settings.to_json(),
+    )
 
 
 def saved_triggers(db_sync: Db, t: Tenant) -> int:
@@ -52,8 +56,14 @@ def test_list_shows_every_template_with_its_trigger_and_parameters(tenant: MakeT
         assert item["parameters"]
         for param in item["parameters"]:
             assert set(param) == {
-                "name", "description", "default", "example", "target", "field", "operator"
-            }  # fmt: skip
+                "name",
+                "description",
+                "default",
+                "example",
+                "target",
+                "field",
+                "operator",
+            }
             assert param["target"] in ("filter", "setting")
     one = t.client.get("/trigger-templates/hot_lead_tag_added")
     assert one.status_code == 200
@@ -76,13 +86,19 @@ def test_every_template_configures_a_trigger(tenant: MakeTenant, template_id: st
     t = tenant()
     for overrides in ({}, examples(template_id)):
         workflow = new_workflow(t.client)
-        body = {"template": template_id, "overrides": overrides} if overrides else {
-            "template": template_id
-        }  # fmt: skip
+        body = (
+            {"template": template_id, "overrides": overrides}
+            if overrides
+            else {"template": template_id}
+        )
         created = new_trigger(t.client, workflow["id"], body)
         expected = stored_form(expand(template_id, overrides))
-        assert (created["trigger_type"], created["trigger_event"], created["filters"],
-                created["settings"]) == expected  # fmt: skip
+        assert (
+            created["trigger_type"],
+            created["trigger_event"],
+            created["filters"],
+            created["settings"],
+        ) == expected
         assert created["is_active"] is True
         fetched = t.client.get(f"/workflows/{workflow['id']}/trigger").json()
         assert fetched == created
@@ -130,15 +146,23 @@ def test_template_with_overrides_equals_the_hand_written_trigger(tenant: MakeTen
 @pytest.mark.parametrize(
     ("overrides", "status", "title", "pointer"),
     [
-        ({"conditions": [{"field": "tag", "operator": "resembles", "value": "x"}]}, 400,
-         errors.INVALID_OPERATOR, "/filters/conditions/1/operator"),
+        (
+            {"conditions": [{"field": "tag", "operator": "resembles", "value": "x"}]},
+            400,
+            errors.INVALID_OPERATOR,
+            "/filters/conditions/1/operator",
+        ),
         ({"tag": ["a", "b"]}, 400, errors.INVALID_VALUE, "/filters/conditions/0/value"),
-        ({"settings": {"enrollment_limit": "always"}}, 400, errors.INVALID_SETTINGS,
-         "/settings/enrollment_limit"),
+        (
+            {"settings": {"enrollment_limit": "always"}},
+            400,
+            errors.INVALID_SETTINGS,
+            "/settings/enrollment_limit",
+        ),
         ({"colour": "red"}, 400, errors.INVALID_TEMPLATE_OVERRIDE, "/overrides/colour"),
         ({"conditions": "tag is vip"}, 400, errors.INVALID_FILTER, "/overrides/conditions"),
     ],
-)  # fmt: skip
+)
 def test_bad_overrides_give_the_normal_problem_and_save_nothing(
     tenant: MakeTenant,
     db_sync: Db,
@@ -174,15 +198,31 @@ def test_unknown_template_is_422_naming_the_templates(tenant: MakeTenant, db_syn
 REFUSED_BODIES: list[tuple[str, dict[str, Any], str, str]] = [
     ("neither template nor fields", {}, errors.MISSING_FIELD, "/trigger_type"),
     ("only overrides", {"overrides": {"tag": "vip"}}, errors.MISSING_FIELD, "/trigger_type"),
-    ("template and trigger_type", {"template": "hot_lead_tag_added", "trigger_type": "contact"},
-     errors.VALIDATION_FAILED, "/trigger_type"),
-    ("template and filters", {"template": "hot_lead_tag_added", "filters": {"conditions": []}},
-     errors.VALIDATION_FAILED, "/filters"),
-    ("overrides not an object", {"template": "hot_lead_tag_added", "overrides": ["vip"]},
-     errors.VALIDATION_FAILED, "/overrides"),
-    ("template not text", {"template": 7, "trigger_type": "contact", "trigger_event": "tag_added"},
-     errors.VALIDATION_FAILED, "/template"),
-]  # fmt: skip
+    (
+        "template and trigger_type",
+        {"template": "hot_lead_tag_added", "trigger_type": "contact"},
+        errors.VALIDATION_FAILED,
+        "/trigger_type",
+    ),
+    (
+        "template and filters",
+        {"template": "hot_lead_tag_added", "filters": {"conditions": []}},
+        errors.VALIDATION_FAILED,
+        "/filters",
+    ),
+    (
+        "overrides not an object",
+        {"template": "hot_lead_tag_added", "overrides": ["vip"]},
+        errors.VALIDATION_FAILED,
+        "/overrides",
+    ),
+    (
+        "template not text",
+        {"template": 7, "trigger_type": "contact", "trigger_event": "tag_added"},
+        errors.VALIDATION_FAILED,
+        "/template",
+    ),
+]
 
 
 @pytest.mark.parametrize(

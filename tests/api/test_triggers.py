@@ -1,4 +1,5 @@
-"""Trigger configuration over HTTP: every catalog event, validation, 409, audit (SPEC §4)."""
+"""Trigger configuration over HTTP: every catalog event, validation, 409, audit (docs/contract.md
+§4)."""
 
 from __future__ import annotations
 
@@ -38,33 +39,89 @@ def test_every_catalog_event_configures_and_round_trips(tenant: MakeTenant, even
 
 
 REFUSED: list[tuple[str, dict[str, Any], int, str]] = [
-    ("invalid type", {"trigger_type": "webinar", "trigger_event": "tag_added"}, 400,
-     errors.INVALID_TRIGGER_TYPE),
-    ("invalid event", {"trigger_type": "contact", "trigger_event": "nope"}, 400,
-     errors.INVALID_TRIGGER_EVENT),
-    ("category mismatch", {"trigger_type": "payment", "trigger_event": "tag_added"}, 400,
-     errors.EVENT_CATEGORY_MISMATCH),
-    ("invalid operator", {"trigger_type": "contact", "trigger_event": "tag_added",
-                          "filters": all_of(cond("tag", "resembles", "vip"))}, 400,
-     errors.INVALID_OPERATOR),
-    ("wrong value type", {"trigger_type": "payment", "trigger_event": "payment_received",
-                          "filters": all_of(cond("amount", "greater_than", "a lot"))}, 400,
-     errors.INVALID_VALUE),
-    ("21 conditions", {"trigger_type": "contact", "trigger_event": "tag_added",
-                       "filters": all_of(*(cond("tag", "equals", str(i)) for i in range(21)))},
-     400, errors.TOO_MANY_CONDITIONS),
-    ("bad settings", {"trigger_type": "contact", "trigger_event": "tag_added",
-                      "settings": {"enrollment_limit": "always"}}, 400, errors.INVALID_SETTINGS),
+    (
+        "invalid type",
+        {"trigger_type": "webinar", "trigger_event": "tag_added"},
+        400,
+        errors.INVALID_TRIGGER_TYPE,
+    ),
+    (
+        "invalid event",
+        {"trigger_type": "contact", "trigger_event": "nope"},
+        400,
+        errors.INVALID_TRIGGER_EVENT,
+    ),
+    (
+        "category mismatch",
+        {"trigger_type": "payment", "trigger_event": "tag_added"},
+        400,
+        errors.EVENT_CATEGORY_MISMATCH,
+    ),
+    (
+        "invalid operator",
+        {
+            "trigger_type": "contact",
+            "trigger_event": "tag_added",
+            "filters": all_of(cond("tag", "resembles", "vip")),
+        },
+        400,
+        errors.INVALID_OPERATOR,
+    ),
+    (
+        "wrong value type",
+        {
+            "trigger_type": "payment",
+            "trigger_event": "payment_received",
+            "filters": all_of(cond("amount", "greater_than", "a lot")),
+        },
+        400,
+        errors.INVALID_VALUE,
+    ),
+    (
+        "21 conditions",
+        {
+            "trigger_type": "contact",
+            "trigger_event": "tag_added",
+            "filters": all_of(*(cond("tag", "equals", str(i)) for i in range(21))),
+        },
+        400,
+        errors.TOO_MANY_CONDITIONS,
+    ),
+    (
+        "bad settings",
+        {
+            "trigger_type": "contact",
+            "trigger_event": "tag_added",
+            "settings": {"enrollment_limit": "always"},
+        },
+        400,
+        errors.INVALID_SETTINGS,
+    ),
     ("missing trigger_type", {"trigger_event": "tag_added"}, 422, errors.MISSING_FIELD),
     ("missing trigger_event", {"trigger_type": "contact"}, 422, errors.MISSING_FIELD),
-    ("condition missing value", {"trigger_type": "contact", "trigger_event": "tag_added",
-                                 "filters": all_of({"field": "tag", "operator": "equals"})},
-     422, errors.MISSING_FIELD),
-    ("type is a number", {"trigger_type": 7, "trigger_event": "tag_added"}, 422,
-     errors.VALIDATION_FAILED),
-    ("unknown top-level field", {"trigger_type": "contact", "trigger_event": "tag_added",
-                                 "priority": 1}, 422, errors.VALIDATION_FAILED),
-]  # fmt: skip
+    (
+        "condition missing value",
+        {
+            "trigger_type": "contact",
+            "trigger_event": "tag_added",
+            "filters": all_of({"field": "tag", "operator": "equals"}),
+        },
+        422,
+        errors.MISSING_FIELD,
+    ),
+    (
+        "type is a number",
+        {"trigger_type": 7, "trigger_event": "tag_added"},
+        422,
+        errors.VALIDATION_FAILED,
+    ),
+    (
+        "unknown top-level field",
+        {"trigger_type": "contact", "trigger_event": "tag_added", "priority": 1},
+        422,
+        errors.VALIDATION_FAILED,
+    ),
+]
 
 
 @pytest.mark.parametrize(
@@ -78,8 +135,10 @@ def test_invalid_trigger_is_refused_and_nothing_is_saved(
     workflow = new_workflow(t.client)
     response = t.client.post(f"/workflows/{workflow['id']}/trigger", json=body)
     problem(response, status, title)
-    assert db_sync.value("SELECT count(*) FROM workflow_triggers WHERE account_id = $1",
-                         t.account_id) == 0  # fmt: skip
+    assert (
+        db_sync.value("SELECT count(*) FROM workflow_triggers WHERE account_id = $1", t.account_id)
+        == 0
+    )
     assert t.client.get(f"/workflows/{workflow['id']}/trigger").status_code == 404
 
 
@@ -195,9 +254,12 @@ def test_audit_records_create_update_delete_with_key_and_before_after(tenant: Ma
     assert page.status_code == 200
     entries = page.json()["items"]
     assert [e["action"] for e in entries] == [
-        "workflow.create", "trigger.create", "trigger.update", "workflow.activate",
+        "workflow.create",
+        "trigger.create",
+        "trigger.update",
+        "workflow.activate",
         "trigger.delete",
-    ]  # fmt: skip
+    ]
     assert {e["actor_key_id"] for e in entries} == {str(t.key_id)}
     create, update, activate, delete = entries[1], entries[2], entries[3], entries[4]
     assert create["before"] is None

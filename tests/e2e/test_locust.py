@@ -36,12 +36,28 @@ def own_env(services: embedded.Services) -> Iterator[dict[str, str]]:
 def locust(env: dict[str, str], base: str, *args: str) -> tuple[int, str]:
     """`locust -f loadtest/locustfile.py --headless` at a small rate; (exit code, output)."""
     command = [
-        str(LOCUST), "-f", "loadtest/locustfile.py", "--headless", "--only-summary",
-        "--host", base, "--ht-xadd-rate", "20", "--ht-http-rate", "2", "--ht-http-batch", "5",
-        "--ht-config-rate", "2", "--ht-contacts", "50", *args,
-    ]  # fmt: skip
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300, check=False)  # fmt: skip
+        str(LOCUST),
+        "-f",
+        "loadtest/locustfile.py",
+        "--headless",
+        "--only-summary",
+        "--host",
+        base,
+        "--ht-xadd-rate",
+        "20",
+        "--ht-http-rate",
+        "2",
+        "--ht-http-batch",
+        "5",
+        "--ht-config-rate",
+        "2",
+        "--ht-contacts",
+        "50",
+        *args,
+    ]
+    done = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     return done.returncode, done.stdout + done.stderr
 
 
@@ -56,8 +72,9 @@ def test_locust_against_hairtrigger_up_enrolls_every_event_once(
     up = Up(own_env, tmp_path)
     try:
         up.wait_healthy()
-        code, output = locust(own_env, up.base, "-u", "4", "-r", "4", "-t", "5s",
-                              "--ht-drain-timeout", "60")  # fmt: skip
+        code, output = locust(
+            own_env, up.base, "-u", "4", "-r", "4", "-t", "5s", "--ht-drain-timeout", "60"
+        )
         assert code == 0, output
         assert "hairtrigger check: PASS" in output
         found = SUMMARY.search(output)
@@ -81,8 +98,19 @@ def test_locust_against_hairtrigger_up_enrolls_every_event_once(
         assert accounts == SHARDS, "one account per shard stream, every one loaded"
 
         # the same system, judged against a latency threshold it cannot meet
-        code, output = locust(own_env, up.base, "RedisEventUser", "-u", "1", "-r", "1",
-                              "-t", "2s", "--ht-max-avg-latency-ms", "0.001")  # fmt: skip
+        code, output = locust(
+            own_env,
+            up.base,
+            "RedisEventUser",
+            "-u",
+            "1",
+            "-r",
+            "1",
+            "-t",
+            "2s",
+            "--ht-max-avg-latency-ms",
+            "0.001",
+        )
         assert code == 1, output
         assert "hairtrigger check: FAIL: average latency" in output
         assert "0 missing, 0 duplicated" in output
@@ -96,11 +124,13 @@ def test_locust_without_an_engine_reports_the_missing_enrollments(
     own_env: dict[str, str],
 ) -> None:
     """Only the API runs: events are accepted into the streams but nobody consumes them."""
-    settings = Settings(database_url=own_env["DATABASE_URL"], redis_url=own_env["REDIS_URL"],
-                        shards=SHARDS)  # fmt: skip
+    settings = Settings(
+        database_url=own_env["DATABASE_URL"], redis_url=own_env["REDIS_URL"], shards=SHARDS
+    )
     with serve(create_app(settings)) as base:
-        code, output = locust(own_env, base, "-u", "4", "-r", "4", "-t", "3s",
-                              "--ht-drain-timeout", "3")  # fmt: skip
+        code, output = locust(
+            own_env, base, "-u", "4", "-r", "4", "-t", "3s", "--ht-drain-timeout", "3"
+        )
     assert code == 1, output
     assert re.search(r"hairtrigger check: FAIL: [\d,]+ expected enrollments missing", output)
     found = SUMMARY.search(output)

@@ -1,4 +1,4 @@
-"""Scale-out on one machine (issue 6): a two-node Ray cluster made with `ray start`,
+"""Scale-out on one machine (docs/operations.md §12): a two-node Ray cluster made with `ray start`,
 `hairtrigger up --address` joining it, the partition actors spread over both nodes, and the
 loss of one node (its raylet SIGKILLed) with events in flight: its partition restarts on the
 surviving node and every event enrolls exactly once."""
@@ -78,11 +78,22 @@ class RayNode:
         self.log = temp_dir / "ray-start.log"
         with self.log.open("w") as out:
             self.proc = subprocess.Popen(
-                [RAY, "start", "--block", *args, *ports, "--num-cpus=1",
-                 f"--object-store-memory={OBJECT_STORE_BYTES}", f"--temp-dir={temp_dir}",
-                 "--disable-usage-stats"],
-                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+                [
+                    RAY,
+                    "start",
+                    "--block",
+                    *args,
+                    *ports,
+                    "--num-cpus=1",
+                    f"--object-store-memory={OBJECT_STORE_BYTES}",
+                    f"--temp-dir={temp_dir}",
+                    "--disable-usage-stats",
+                ],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def wait_started(self) -> None:
         def started() -> bool:
@@ -129,8 +140,14 @@ class Cluster:
     env: dict[str, str]
 
     def probe(self) -> dict[str, Any]:
-        done = subprocess.run([sys.executable, "-c", PROBE, self.address], env=self.env,
-                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-c", PROBE, self.address],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
         result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
         return result
@@ -165,17 +182,27 @@ def cluster() -> Iterator[Cluster]:
     """A head and a second node on this machine, 1 CPU and a 200 MB object store each, every
     port chosen free and a token of their own (never ~/.ray's), so other Ray sessions on the
     machine are not touched."""
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
-           "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(32),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PYTHONUNBUFFERED": "1",
+    }
     env.pop("RAY_ADDRESS", None)
     port = free_port()
     address = f"127.0.0.1:{port}"
     root = Path(tempfile.mkdtemp(prefix="htray-"))  # short: Unix socket paths are <= 107 bytes
     nodes: list[RayNode] = []
     try:
-        head_args = ["--head", f"--port={port}", "--node-ip-address=127.0.0.1",
-                     "--include-dashboard=false", f"--dashboard-port={free_port()}",
-                     f"--ray-client-server-port={free_port()}"]  # fmt: skip
+        head_args = [
+            "--head",
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            "--include-dashboard=false",
+            f"--dashboard-port={free_port()}",
+            f"--ray-client-server-port={free_port()}",
+        ]
         nodes.append(RayNode(root, "head", env, head_args))
         nodes[0].wait_started()
         worker_args = [f"--address={address}", "--node-ip-address=127.0.0.1"]
@@ -225,8 +252,11 @@ class Sender(threading.Thread):
     def run(self) -> None:
         try:
             for _ in range(self.chunks):
-                batch = [event(a, "contact.tag_added", tag="hot") for a in self.accounts
-                         for _ in range(100)]  # fmt: skip
+                batch = [
+                    event(a, "contact.tag_added", tag="hot")
+                    for a in self.accounts
+                    for _ in range(100)
+                ]
                 self.streams.send(batch)
                 self.sent.extend(e["event_id"] for e in batch)
                 time.sleep(0.1)
@@ -292,8 +322,10 @@ def test_partitions_spread_over_two_nodes_and_survive_losing_one(
         # Load in flight, then the second node's raylet dies.
         sender = Sender(settings.redis_url, everyone, chunks=60)
         sender.start()
-        wait_until(lambda: db_sync.value(COUNT, on_lost) > 1000 * len(on_lost),
-                   "the lost node's partition to be busy")  # fmt: skip
+        wait_until(
+            lambda: db_sync.value(COUNT, on_lost) > 1000 * len(on_lost),
+            "the lost node's partition to be busy",
+        )
         unacked = unacknowledged(streams, lost_shards)
         os.kill(cluster.worker.raylet_pid(), signal.SIGKILL)
         killed_at = time.monotonic()
@@ -307,8 +339,9 @@ def test_partitions_spread_over_two_nodes_and_survive_losing_one(
         wait_until(lambda: db_sync.value(COUNT, everyone) >= len(sent), "all events", timeout=300)
         recovered_s = time.monotonic() - killed_at
         wait_until(streams.drained, "the shards to drain", timeout=120)
-        wait_until(lambda: db_sync.value("SELECT count(*) FROM enrollment_outbox") == 0,
-                   "the outbox")  # fmt: skip
+        wait_until(
+            lambda: db_sync.value("SELECT count(*) FROM enrollment_outbox") == 0, "the outbox"
+        )
         after = cluster.probe()
         moved = partition_node(after, lost)
 
@@ -372,8 +405,9 @@ def test_restart_with_more_partitions_spreads_them_and_they_take_over_shards(
             first.wait_healthy()
             tenants = tenants_on_every_shard(make, settings.shards)
             for t in tenants.values():
-                active_workflow(t.client, "contact", "tag_added",
-                                all_of(cond("tag", "equals", "hot")))  # fmt: skip
+                active_workflow(
+                    t.client, "contact", "tag_added", all_of(cond("tag", "equals", "hot"))
+                )
             everyone = [t.account_id for t in tenants.values()]
             streams = Streams(settings.redis_url)
             sent = [event(a, "contact.tag_added", tag="hot") for a in everyone for _ in range(250)]

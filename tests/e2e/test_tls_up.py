@@ -28,10 +28,25 @@ def test_up_serves_https_end_to_end(services: embedded.Services, pki: Pki) -> No
 
 def _serve_https(env: dict[str, str], port: int, pki: Pki) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hairtrigger.cli", "up", "--port", str(port), "--partitions", "1",
-         "--ssl-certfile", str(pki.cert), "--ssl-keyfile", str(pki.key)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "hairtrigger.cli",
+            "up",
+            "--port",
+            str(port),
+            "--partitions",
+            "1",
+            "--ssl-certfile",
+            str(pki.cert),
+            "--ssl-keyfile",
+            str(pki.key),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"https://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120

@@ -1,4 +1,5 @@
-"""`hairtrigger up` on a machine without services: embedded Postgres and Redis (SPEC §2)."""
+"""`hairtrigger up` on a machine without services: embedded Postgres and Redis (docs/contract.md
+§2)."""
 
 from __future__ import annotations
 
@@ -26,8 +27,13 @@ def _env() -> dict[str, str]:
 def _cli(cwd: Path, *args: str) -> dict[str, str]:
     done = subprocess.run(
         [sys.executable, "-m", "hairtrigger.cli", *args],
-        cwd=cwd, env=_env(), capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        cwd=cwd,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     result: dict[str, str] = json.loads(done.stdout)
     return result
@@ -52,8 +58,12 @@ def test_up_with_embedded_servers_configures_a_trigger(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "hairtrigger.cli", "up", "--port", str(port)],
-        cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         _wait_healthy(base, proc)
         account = _cli(tmp_path, "accounts", "create", "Embedded Co")
@@ -61,8 +71,9 @@ def test_up_with_embedded_servers_configures_a_trigger(tmp_path: Path) -> None:
         headers = {"Authorization": f"Bearer {key['api_key']}"}
         with httpx.Client(base_url=f"{base}/api/v1", headers=headers, timeout=30) as client:
             workflow = client.post("/workflows", json={"name": "Welcome"}).json()
-            created = client.post(f"/workflows/{workflow['id']}/trigger",
-                                  json=trigger_body("contact_created"))  # fmt: skip
+            created = client.post(
+                f"/workflows/{workflow['id']}/trigger", json=trigger_body("contact_created")
+            )
             assert created.status_code == 201, created.text
             assert client.get(f"/workflows/{workflow['id']}/trigger").json() == created.json()
         assert (tmp_path / ".hairtrigger" / "postgres").is_dir()

@@ -1,5 +1,5 @@
 """`hairtrigger up` tells where the metrics are, and the Prometheus endpoint it prints serves
-the application metrics (issue 6)."""
+the application metrics (docs/operations.md §11)."""
 
 from __future__ import annotations
 
@@ -34,10 +34,23 @@ def test_up_prints_the_metrics_endpoint_and_it_serves_the_gateway_metrics(
     port, metrics_port = free_port(), free_port()
     env = own_env
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hairtrigger.cli", "up", "--port", str(port), "--partitions", "1",
-         "--metrics-port", str(metrics_port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "hairtrigger.cli",
+            "up",
+            "--port",
+            str(port),
+            "--partitions",
+            "1",
+            "--metrics-port",
+            str(metrics_port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.stdout is not None
     printed: list[str] = []
     try:
@@ -59,8 +72,9 @@ def test_up_prints_the_metrics_endpoint_and_it_serves_the_gateway_metrics(
         def exported() -> bool:
             with urllib.request.urlopen(endpoint, timeout=10) as response:
                 body = response.read().decode()
-            return 'ray_hairtrigger_http_requests_total{' in body and (
-                'route="GET /api/v1/stats"' in body)  # fmt: skip
+            return "ray_hairtrigger_http_requests_total{" in body and (
+                'route="GET /api/v1/stats"' in body
+            )
 
         wait_until(exported, "the gateway's request counter at the printed endpoint", 90)
     finally:

@@ -37,8 +37,14 @@ def own_services(services: embedded.Services) -> Iterator[dict[str, str]]:
 
 
 def cli(env: dict[str, str], *args: str) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-m", "hairtrigger.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "hairtrigger.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
     return result
@@ -67,9 +73,12 @@ def test_stop_with_events_queued_and_start_again(
         headers = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=f"{up.base}/api/v1", headers=headers, timeout=30) as client:
             wf = client.post("/workflows", json={"name": "hot"}).json()
-            body = {"trigger_type": "contact", "trigger_event": "tag_added",
-                    "filters": all_of(cond("tag", "equals", "hot")),
-                    "settings": {"enrollment_limit": "multiple"}}  # fmt: skip
+            body = {
+                "trigger_type": "contact",
+                "trigger_event": "tag_added",
+                "filters": all_of(cond("tag", "equals", "hot")),
+                "settings": {"enrollment_limit": "multiple"},
+            }
             assert client.post(f"/workflows/{wf['id']}/trigger", json=body).status_code == 201
             assert client.patch(f"/workflows/{wf['id']}", json={"status": "active"}).is_success
         first = [event(account, "contact.tag_added", tag="hot") for _ in range(20_000)]
@@ -102,8 +111,12 @@ def test_stop_with_events_queued_and_start_again(
 def test_demo_streams_events_and_prints_a_summary(own_services: dict[str, str]) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "hairtrigger.cli", "demo", "--events", "3000"],
-        env=own_services, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        env=own_services,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3,000 events in" in done.stdout
     assert "Enrollments per workflow" in done.stdout

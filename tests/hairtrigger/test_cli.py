@@ -1,4 +1,4 @@
-"""The `hairtrigger` CLI: scripts depend on these JSON shapes (SPEC §2)."""
+"""The `hairtrigger` CLI: scripts depend on these JSON shapes (docs/contract.md §2)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,12 @@ def run_cli(database_url: str, redis_url: str, *args: str) -> subprocess.Complet
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
     return subprocess.run(
         [sys.executable, "-m", "hairtrigger.cli", *args],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -43,8 +47,9 @@ def test_accounts_and_keys_create_print_json(cli: Any, db_sync: Db) -> None:
     account_id = uuid.UUID(account["account_id"])
     assert account["timezone"] == "Europe/Berlin"
     try:
-        keyed = cli("keys", "create", "--account", str(account_id), "--scopes",
-                    "workflow:read,events:write")  # fmt: skip
+        keyed = cli(
+            "keys", "create", "--account", str(account_id), "--scopes", "workflow:read,events:write"
+        )
         assert keyed.returncode == 0, keyed.stderr
         key = json.loads(keyed.stdout)
         assert set(key) >= {"api_key", "key_id", "scopes"}

@@ -1,4 +1,4 @@
-"""Emails and phone numbers are masked in application logs (SPEC §4)."""
+"""Emails and phone numbers are masked in application logs (docs/contract.md §4)."""
 
 from __future__ import annotations
 

@@ -177,8 +177,12 @@ def _up(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     }
     return subprocess.run(
         [sys.executable, "-m", "hairtrigger.cli", "up", "--port", str(free_port()), *args],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize(
@@ -186,22 +190,47 @@ def _up(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     [
         (lambda p: ["--ssl-certfile", str(p.cert)], "--ssl-certfile and --ssl-keyfile go together"),
         (lambda p: ["--ssl-keyfile", str(p.key)], "--ssl-certfile and --ssl-keyfile go together"),
-        (lambda p: ["--ssl-certfile", str(p.cert.parent / "nope.pem"), "--ssl-keyfile",
-                    str(p.key)], "cannot read the TLS certificate"),
-        (lambda p: ["--ssl-certfile", str(p.cert), "--ssl-keyfile", str(p.cert.parent)],
-         "cannot read the TLS key"),
-        (lambda p: ["--ssl-certfile", str(p.not_pem), "--ssl-keyfile", str(p.key)],
-         "is not a PEM certificate"),
-        (lambda p: ["--ssl-certfile", str(p.cert), "--ssl-keyfile", str(p.cert)],
-         "is not a PEM private key"),
-        (lambda p: ["--ssl-certfile", str(p.cert), "--ssl-keyfile", str(p.other_key)],
-         "the key does not belong to the certificate"),
-        (lambda p: ["--ssl-certfile", str(p.cert), "--ssl-keyfile", str(p.encrypted_key)],
-         "is encrypted"),
+        (
+            lambda p: [
+                "--ssl-certfile",
+                str(p.cert.parent / "nope.pem"),
+                "--ssl-keyfile",
+                str(p.key),
+            ],
+            "cannot read the TLS certificate",
+        ),
+        (
+            lambda p: ["--ssl-certfile", str(p.cert), "--ssl-keyfile", str(p.cert.parent)],
+            "cannot read the TLS key",
+        ),
+        (
+            lambda p: ["--ssl-certfile", str(p.not_pem), "--ssl-keyfile", str(p.key)],
+            "is not a PEM certificate",
+        ),
+        (
+            lambda p: ["--ssl-certfile", str(p.cert), "--ssl-keyfile", str(p.cert)],
+            "is not a PEM private key",
+        ),
+        (
+            lambda p: ["--ssl-certfile", str(p.cert), "--ssl-keyfile", str(p.other_key)],
+            "the key does not belong to the certificate",
+        ),
+        (
+            lambda p: ["--ssl-certfile", str(p.cert), "--ssl-keyfile", str(p.encrypted_key)],
+            "is encrypted",
+        ),
     ],
-    ids=["cert only", "key only", "missing cert", "key is a directory", "cert not PEM",
-         "key not PEM", "key of another cert", "encrypted key"],
-)  # fmt: skip
+    ids=[
+        "cert only",
+        "key only",
+        "missing cert",
+        "key is a directory",
+        "cert not PEM",
+        "key not PEM",
+        "key of another cert",
+        "encrypted key",
+    ],
+)
 def test_up_refuses_unusable_tls_files_before_starting(
     settings: Settings, pki: Pki, flags: Any, message: str
 ) -> None:

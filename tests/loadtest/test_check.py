@@ -63,8 +63,10 @@ def test_average_latency_over_the_threshold_fails() -> None:
 
 def test_p95_threshold_applies_only_when_set() -> None:
     sent = _sent(20)
-    rows = [Row(r.event_id, r.workflow_id, r.contact_id, 10.0 if i < 18 else 900.0)
-            for i, r in enumerate(_rows(sent))]  # fmt: skip
+    rows = [
+        Row(r.event_id, r.workflow_id, r.contact_id, 10.0 if i < 18 else 900.0)
+        for i, r in enumerate(_rows(sent))
+    ]
     assert judge(sent, rows, Thresholds(max_avg_ms=200)).ok
     verdict = judge(sent, rows, Thresholds(max_avg_ms=200, max_p95_ms=100))
     assert verdict.failures == ["p95 latency 900.0 ms is over 100 ms"]

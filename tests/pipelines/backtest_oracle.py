@@ -12,8 +12,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-CONTACT_TYPES = {"contact.created", "contact.updated", "contact.tag_added", "contact.tag_removed",
-                 "contact.custom_field_changed", "contact.deleted"}  # fmt: skip
+CONTACT_TYPES = {
+    "contact.created",
+    "contact.updated",
+    "contact.tag_added",
+    "contact.tag_removed",
+    "contact.custom_field_changed",
+    "contact.deleted",
+}
 START = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
 
@@ -38,8 +44,10 @@ class Expected:
 
 
 def _state(r: random.Random) -> dict[str, Any]:
-    return {"status": r.choice(["lead", "customer"]),
-            "tags": r.sample(["vip", "newsletter", "hot"], r.randint(0, 2))}  # fmt: skip
+    return {
+        "status": r.choice(["lead", "customer"]),
+        "tags": r.sample(["vip", "newsletter", "hot"], r.randint(0, 2)),
+    }
 
 
 def _data(r: random.Random, kind: str) -> dict[str, Any]:
@@ -48,16 +56,26 @@ def _data(r: random.Random, kind: str) -> dict[str, Any]:
     if kind in ("contact.tag_added", "contact.tag_removed"):
         return {"tag": r.choice(["vip", "hot", "cold", "VIP"])}
     if kind == "form.submitted":
-        return {"form_id": r.choice(["lead-form", "other"]),
-                "form_data": {"budget": r.choice([500, 15000, "20000"])}}  # fmt: skip
+        return {
+            "form_id": r.choice(["lead-form", "other"]),
+            "form_data": {"budget": r.choice([500, 15000, "20000"])},
+        }
     if kind == "email.opened":
         return {"campaign_id": "nov", "email_id": str(uuid.UUID(int=r.getrandbits(128)))}
     return {}
 
 
-KINDS = ["contact.created", "contact.updated", "contact.tag_added", "contact.tag_added",
-         "contact.tag_removed", "contact.deleted", "form.submitted", "form.submitted",
-         "email.opened"]  # fmt: skip
+KINDS = [
+    "contact.created",
+    "contact.updated",
+    "contact.tag_added",
+    "contact.tag_added",
+    "contact.tag_removed",
+    "contact.deleted",
+    "form.submitted",
+    "form.submitted",
+    "email.opened",
+]
 
 
 def make_events(
@@ -74,14 +92,16 @@ def make_events(
         kind = r.choice(KINDS[:-1] if r.random() < 0.05 else KINDS)
         if r.random() < 0.01:
             kind = "contact.deleted"
-        events.append({
-            "event_id": str(uuid.UUID(int=r.getrandbits(128), version=4)),
-            "event_type": kind,
-            "account_id": str(other if r.random() < 0.15 else account),
-            "timestamp": (START + timedelta(minutes=i)).isoformat(),
-            "data": {"contact_id": str(r.choice(contacts)), **_data(r, kind)},
-            "metadata": {"source": "test", "depth": 11 if r.random() < 0.03 else 0},
-        })  # fmt: skip
+        events.append(
+            {
+                "event_id": str(uuid.UUID(int=r.getrandbits(128), version=4)),
+                "event_type": kind,
+                "account_id": str(other if r.random() < 0.15 else account),
+                "timestamp": (START + timedelta(minutes=i)).isoformat(),
+                "data": {"contact_id": str(r.choice(contacts)), **_data(r, kind)},
+                "metadata": {"source": "test", "depth": 11 if r.random() < 0.03 else 0},
+            }
+        )
     return events
 
 
@@ -175,12 +195,22 @@ def big_lead_form(data: dict[str, Any], contact: dict[str, Any]) -> bool:
     return data.get("form_id") == "lead-form" and budget > 10000 and "vip" in tags
 
 
-VIP_CUSTOMER = {"logic": "AND", "conditions": [
-    {"field": "tag", "operator": "equals", "value": "vip"},
-    {"field": "contact.status", "operator": "equals", "value": "customer"}]}  # fmt: skip
-VIP_OR_HOT = {"logic": "AND", "conditions": [
-    {"field": "tag", "operator": "in", "value": ["vip", "hot"]}]}  # fmt: skip
-BIG_LEAD_FORM = {"logic": "AND", "conditions": [
-    {"field": "form_id", "operator": "equals", "value": "lead-form"},
-    {"field": "budget", "operator": "greater_than", "value": 10000},
-    {"field": "contact.tags", "operator": "contains", "value": "vip"}]}  # fmt: skip
+VIP_CUSTOMER = {
+    "logic": "AND",
+    "conditions": [
+        {"field": "tag", "operator": "equals", "value": "vip"},
+        {"field": "contact.status", "operator": "equals", "value": "customer"},
+    ],
+}
+VIP_OR_HOT = {
+    "logic": "AND",
+    "conditions": [{"field": "tag", "operator": "in", "value": ["vip", "hot"]}],
+}
+BIG_LEAD_FORM = {
+    "logic": "AND",
+    "conditions": [
+        {"field": "form_id", "operator": "equals", "value": "lead-form"},
+        {"field": "budget", "operator": "greater_than", "value": 10000},
+        {"field": "contact.tags", "operator": "contains", "value": "vip"},
+    ],
+}

@@ -45,8 +45,9 @@ def spec(
 
 
 def pages(events: list[dict[str, Any]], size: int = 37) -> list[list[RawEntry]]:
-    entries = [[f"1795600000000-{i}".encode(), [b"event", orjson.dumps(e)]]
-               for i, e in enumerate(events)]  # fmt: skip
+    entries = [
+        [f"1795600000000-{i}".encode(), [b"event", orjson.dumps(e)]] for i, e in enumerate(events)
+    ]
     return [entries[i : i + size] for i in range(0, len(entries), size)]
 
 
@@ -83,17 +84,26 @@ ENROLLED_BEFORE = {CONTACTS[1], CONTACTS[5]}
 
 
 def stores() -> tuple[dict[ContactKey, Contact], dict[PairKey, Last]]:
-    projection = {(ACCOUNT, c): Contact(dict(state), deleted, datetime.now(UTC))
-                  for c, (state, deleted) in PROJECTION.items()}  # fmt: skip
-    history = {(ACCOUNT, WORKFLOW, c): Last(uuid.uuid4(), datetime(2026, 1, 1, tzinfo=UTC))
-               for c in ENROLLED_BEFORE}  # fmt: skip
+    projection = {
+        (ACCOUNT, c): Contact(dict(state), deleted, datetime.now(UTC))
+        for c, (state, deleted) in PROJECTION.items()
+    }
+    history = {
+        (ACCOUNT, WORKFLOW, c): Last(uuid.uuid4(), datetime(2026, 1, 1, tzinfo=UTC))
+        for c in ENROLLED_BEFORE
+    }
     return projection, history
 
 
 def expected(events: list[dict[str, Any]], rule: Rule, replayed: set[str]) -> Expected:
-    return brute_force(events, ACCOUNT, rule, replayed,
-                       {str(c): v for c, v in PROJECTION.items()},
-                       {str(c) for c in ENROLLED_BEFORE})  # fmt: skip
+    return brute_force(
+        events,
+        ACCOUNT,
+        rule,
+        replayed,
+        {str(c): v for c, v in PROJECTION.items()},
+        {str(c) for c in ENROLLED_BEFORE},
+    )
 
 
 def assert_equal(result: Result, want: Expected) -> None:
@@ -172,9 +182,13 @@ def test_diff_counts_events_no_longer_matching() -> None:
 
 def _tag(contact: uuid.UUID, tag: str, minute: int, **extra: Any) -> dict[str, Any]:
     at = datetime(2026, 11, 20, tzinfo=UTC) + timedelta(minutes=minute)
-    return {"event_id": str(extra.pop("event_id", uuid.uuid4())), "event_type": "contact.tag_added",
-            "account_id": str(extra.pop("account", ACCOUNT)), "timestamp": at.isoformat(),
-            "data": {"contact_id": str(contact), "tag": tag}}  # fmt: skip
+    return {
+        "event_id": str(extra.pop("event_id", uuid.uuid4())),
+        "event_type": "contact.tag_added",
+        "account_id": str(extra.pop("account", ACCOUNT)),
+        "timestamp": at.isoformat(),
+        "data": {"contact_id": str(contact), "tag": tag},
+    }
 
 
 def test_the_event_that_enrolled_the_contact_counts_as_enrolling() -> None:
@@ -185,18 +199,27 @@ def test_the_event_that_enrolled_the_contact_counts_as_enrolling() -> None:
     history = {(ACCOUNT, WORKFLOW, contact): Last(first, datetime.now(UTC))}
     result = replay(Backtest(ACCOUNT, spec("tag_added", VIP_OR_HOT)), events, {}, history)
     assert [(s.would_enroll, s.reason) for s in result.outcome.samples] == [
-        (True, None), (False, "blocked: already_enrolled")]  # fmt: skip
+        (True, None),
+        (False, "blocked: already_enrolled"),
+    ]
 
 
 def test_other_accounts_and_garbage_are_not_counted() -> None:
     """Only the account's own events count, whatever case its id is written in."""
     contact = uuid.uuid4()
     named = _tag(contact, str(ACCOUNT), 3, account=OTHER)  # names the account, is not its
-    events = [_tag(contact, "vip", 0), _tag(contact, "vip", 1, account=OTHER),
-              _tag(contact, "vip", 2, account=str(ACCOUNT).upper()), named]  # fmt: skip
+    events = [
+        _tag(contact, "vip", 0),
+        _tag(contact, "vip", 1, account=OTHER),
+        _tag(contact, "vip", 2, account=str(ACCOUNT).upper()),
+        named,
+    ]
     first = orjson.dumps(events[0])
-    entries: list[RawEntry] = [[b"1-1", [b"event", b"{not json"]], [b"1-2", [b"other", b"x"]],
-                               [b"1-3", [b"x", b"1", b"event", first]]]  # fmt: skip
+    entries: list[RawEntry] = [
+        [b"1-1", [b"event", b"{not json"]],
+        [b"1-2", [b"other", b"x"]],
+        [b"1-3", [b"x", b"1", b"event", first]],
+    ]
     entries += pages(events[1:])[0]
     bt = Backtest(ACCOUNT, spec("tag_added", VIP_OR_HOT))
     selected = bt.select(STREAM, entries)
@@ -250,11 +273,13 @@ def test_a_time_trigger_draft_replays_the_saved_triggers_time_events() -> None:
     """time.* events name the trigger they were emitted for: the draft stands in for the saved
     trigger (a pass each), and events emitted for another trigger match neither."""
     saved_config = validate_trigger("time", "birthday", VIP_CUSTOMER_CONTACT, None)
-    saved = spec_from_config(saved_config, trigger_id=TRIGGER, workflow_id=WORKFLOW,
-                             account_id=ACCOUNT)  # fmt: skip
+    saved = spec_from_config(
+        saved_config, trigger_id=TRIGGER, workflow_id=WORKFLOW, account_id=ACCOUNT
+    )
     draft_config = validate_trigger("time", "birthday", None, None)
-    draft = spec_from_config(draft_config, trigger_id=uuid.uuid4(), workflow_id=WORKFLOW,
-                             account_id=ACCOUNT)  # fmt: skip
+    draft = spec_from_config(
+        draft_config, trigger_id=uuid.uuid4(), workflow_id=WORKFLOW, account_id=ACCOUNT
+    )
     customer, lead = CONTACTS[0], CONTACTS[3]  # per PROJECTION
     events = [_birthday(customer, TRIGGER), _birthday(lead, TRIGGER), _birthday(lead, uuid.uuid4())]
     result = replay(Backtest(ACCOUNT, draft, saved), events, *stores())
@@ -264,12 +289,21 @@ def test_a_time_trigger_draft_replays_the_saved_triggers_time_events() -> None:
     assert result.diff.no_longer_matching.count == 0
 
 
-VIP_CUSTOMER_CONTACT = {"logic": "AND", "conditions": [
-    {"field": "contact.status", "operator": "equals", "value": "customer"}]}  # fmt: skip
+VIP_CUSTOMER_CONTACT = {
+    "logic": "AND",
+    "conditions": [{"field": "contact.status", "operator": "equals", "value": "customer"}],
+}
 
 
 def _birthday(contact: uuid.UUID, trigger_id: uuid.UUID) -> dict[str, Any]:
-    return {"event_id": str(uuid.uuid4()), "event_type": "time.birthday",
-            "account_id": str(ACCOUNT), "timestamp": "2026-11-20T09:00:00+00:00",
-            "data": {"contact_id": str(contact), "trigger_id": str(trigger_id),
-                     "occurrence": "2026-11-20"}}  # fmt: skip
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "time.birthday",
+        "account_id": str(ACCOUNT),
+        "timestamp": "2026-11-20T09:00:00+00:00",
+        "data": {
+            "contact_id": str(contact),
+            "trigger_id": str(trigger_id),
+            "occurrence": "2026-11-20",
+        },
+    }

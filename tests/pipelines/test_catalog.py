@@ -4,8 +4,14 @@ from pipelines.examples import REALISTIC
 
 def test_catalog_has_7_categories_and_26_events() -> None:
     assert catalog.CATEGORIES == (
-        "contact", "form", "pipeline", "appointment", "payment", "communication", "time",
-    )  # fmt: skip
+        "contact",
+        "form",
+        "pipeline",
+        "appointment",
+        "payment",
+        "communication",
+        "time",
+    )
     assert len(catalog.TRIGGER_EVENTS) == 26
     assert len(catalog.BY_NAME) == 26
     assert len(catalog.BY_EVENT_TYPE) == 26

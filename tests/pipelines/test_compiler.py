@@ -1,4 +1,5 @@
-"""The filter compiler: SPEC §4 filter semantics (REQ-E-*), and explain() for REQ-O-002."""
+"""The filter compiler: docs/contract.md §4 filter semantics (REQ-E-*), and explain() for
+REQ-O-002."""
 
 from __future__ import annotations
 
@@ -156,8 +157,9 @@ OPERATOR_CASES: list[tuple[str, Any, Any, bool]] = [
 
 @pytest.mark.parametrize(("operator", "value", "actual", "expected"), OPERATOR_CASES)
 def test_operator_semantics(operator: str, value: Any, actual: Any, expected: bool) -> None:
-    """SPEC §4 operators: case-insensitive text, numeric strings as numbers, ISO dates as dates,
-    lists (tags) by element, and a missing/empty field matching only is_empty and not_*."""
+    """docs/contract.md §4 operators: case-insensitive text, numeric strings as numbers, ISO dates
+    as dates, lists (tags) by element, and a missing/empty field matching only is_empty and
+    not_*."""
     contact = {} if actual is MISSING else {"f": actual}
     assert verdict("deal_won", leaf("contact.f", operator, value), contact=contact) is expected
 
@@ -178,19 +180,31 @@ def test_operator_semantics(operator: str, value: Any, actual: Any, expected: bo
         ("form_submitted", "budget", {"form_data": {"budget": None}}, {"budget": "x"}, {}, False),
         ("form_submitted", "budget", {"form_data": "x"}, {"budget": "x"}, {}, True),
         ("form_submitted", "budget", {}, {"budget": "x"}, {}, True),
-        ("form_submitted", "contact.budget", {"form_data": {"budget": "y"}}, {"budget": "x"}, {},
-         True),
+        (
+            "form_submitted",
+            "contact.budget",
+            {"form_data": {"budget": "y"}},
+            {"budget": "x"},
+            {},
+            True,
+        ),
         ("form_submitted", "event.form_data.budget", {"form_data": {"budget": "x"}}, {}, {}, True),
         ("form_submitted", "a.b", {"form_data": {"a": {"b": "x"}}}, {"a": {"b": "y"}}, {}, True),
         ("survey_completed", "score", {"survey_data": {"score": "x"}}, {"score": "y"}, {}, True),
         ("survey_completed", "score", {"form_data": {"score": "y"}}, {"score": "x"}, {}, True),
-        ("deal_won", "contact.custom_fields.region", {}, {"custom_fields": {"region": "X"}}, {},
-         True),
+        (
+            "deal_won",
+            "contact.custom_fields.region",
+            {},
+            {"custom_fields": {"region": "X"}},
+            {},
+            True,
+        ),
         ("deal_won", "contact.custom_fields.region", {}, {"custom_fields": "x"}, {}, False),
         ("deal_won", "contact.a.b.c", {}, {"a": {"b": {"c": "x"}}}, {}, True),
         ("deal_won", "contact.tags.x", {}, {"tags": ["x"]}, {}, False),
     ],
-)  # fmt: skip
+)
 def test_field_resolution(
     event: str,
     field: str,
@@ -199,8 +213,8 @@ def test_field_resolution(
     previous: dict[str, Any],
     expected: bool,
 ) -> None:
-    """SPEC §4 fields: event./contact./previous. prefixes; an unqualified name is the event's
-    field, else (forms, surveys) the submitted answer if present, else the contact's."""
+    """docs/contract.md §4 fields: event./contact./previous. prefixes; an unqualified name is the
+    event's field, else (forms, surveys) the submitted answer if present, else the contact's."""
     filters = leaf(field, "equals", "x")
     assert verdict(event, filters, data=data, contact=contact, previous=previous) is expected
 
@@ -236,7 +250,8 @@ def test_field_resolution(
 def test_change_operators_on_contact_updated(
     field: str, operator: str, value: Any, before: Any, after: Any, expected: bool
 ) -> None:
-    """SPEC §4 changed / changed_from / changed_to compare the previous and current contact."""
+    """docs/contract.md §4 changed / changed_from / changed_to compare the previous and current
+    contact."""
     path = field.rsplit(".", 1)[-1]
     previous = {} if before is MISSING else {path: before}
     current = {} if after is MISSING else {path: after}
@@ -259,12 +274,26 @@ def values(previous_value: Any, field_value: Any) -> dict[str, Any]:
         ("field_value", "changed_from", 10, values("10", 11), {}, {}, True),
         ("field_value", "changed_from", 10, values(9, 11), {}, {}, False),
         ("field_value", "changed", None, {"field_value": "x"}, {}, {}, True),
-        ("custom_fields.score", "changed", None, {"field_value": 5},
-         {"custom_fields": {"score": 5}}, {"custom_fields": {"score": 6}}, True),
-        ("contact.custom_fields.score", "changed", None, values(1, 2),
-         {"custom_fields": {"score": 5}}, {"custom_fields": {"score": 5}}, False),
+        (
+            "custom_fields.score",
+            "changed",
+            None,
+            {"field_value": 5},
+            {"custom_fields": {"score": 5}},
+            {"custom_fields": {"score": 6}},
+            True,
+        ),
+        (
+            "contact.custom_fields.score",
+            "changed",
+            None,
+            values(1, 2),
+            {"custom_fields": {"score": 5}},
+            {"custom_fields": {"score": 5}},
+            False,
+        ),
     ],
-)  # fmt: skip
+)
 def test_change_operators_on_custom_field_changed(
     field: str,
     operator: str,
@@ -305,7 +334,7 @@ def test_nested_and_or_groups(
 
 @pytest.mark.parametrize("logic", ["AND", "OR"])
 def test_empty_root_group_matches_every_event(logic: str) -> None:
-    """SPEC §4: no conditions means every event of that type matches."""
+    """docs/contract.md §4: no conditions means every event of that type matches."""
     group = Group("AND" if logic == "AND" else "OR", ())
     event = BY_NAME["tag_added"]
     view = EventView({}, {}, {})
@@ -408,14 +437,23 @@ def test_explain_annotates_every_node_with_actual_and_passed() -> None:
         "logic": "AND",
         "passed": False,
         "conditions": [
-            {"field": "form_id", "operator": "equals", "value": "lead-form",
-             "actual": "lead-form", "passed": True},
-            {"logic": "OR", "passed": False, "conditions": [
-                {**budget, "actual": 500, "passed": False},
-                {**tags, "actual": ["x"], "passed": False},
-            ]},
+            {
+                "field": "form_id",
+                "operator": "equals",
+                "value": "lead-form",
+                "actual": "lead-form",
+                "passed": True,
+            },
+            {
+                "logic": "OR",
+                "passed": False,
+                "conditions": [
+                    {**budget, "actual": 500, "passed": False},
+                    {**tags, "actual": ["x"], "passed": False},
+                ],
+            },
         ],
-    }  # fmt: skip
+    }
 
 
 def test_explain_shows_previous_and_current_for_change_operators() -> None:
@@ -425,9 +463,13 @@ def test_explain_shows_previous_and_current_for_change_operators() -> None:
     matched, tree = explain(group, event, view)
     assert matched is True
     assert tree["conditions"][0] | {} == {
-        "field": "contact.status", "operator": "changed_to", "value": "customer",
-        "previous": "lead", "actual": "customer", "passed": True,
-    }  # fmt: skip
+        "field": "contact.status",
+        "operator": "changed_to",
+        "value": "customer",
+        "previous": "lead",
+        "actual": "customer",
+        "passed": True,
+    }
 
 
 def test_explain_output_is_json_safe() -> None:
@@ -445,10 +487,31 @@ def test_explain_output_is_json_safe() -> None:
 # --- explain agrees with compile_filters on generated filters and events --------------------
 
 VALUES: list[Any] = [
-    "vip", "VIP ", "Lead", "customer", "lead-form", "sales", "pro", "", "  ", "15000", 15000,
-    "99.50", 99.5, 0, -3, "1e3", True, False, "true", "2024-01-01", "2024-01-01T10:00:00Z",
-    "2023-12-31T23:00:00+02:00", "https://x.com/pricing", "STOP please",
-]  # fmt: skip
+    "vip",
+    "VIP ",
+    "Lead",
+    "customer",
+    "lead-form",
+    "sales",
+    "pro",
+    "",
+    "  ",
+    "15000",
+    15000,
+    "99.50",
+    99.5,
+    0,
+    -3,
+    "1e3",
+    True,
+    False,
+    "true",
+    "2024-01-01",
+    "2024-01-01T10:00:00Z",
+    "2023-12-31T23:00:00+02:00",
+    "https://x.com/pricing",
+    "STOP please",
+]
 ACTUALS: list[Any] = [*VALUES, None, [], ["vip", "lead"], ["VIP"], [1, "2"], {}, {"a": 1}]
 CONTACT_FIELDS = ["status", "tags", "email", "score", "custom_fields.region", "birthday"]
 
@@ -587,9 +650,14 @@ def test_residual_drops_the_leaf_only_where_every_match_needs_it() -> None:
 def test_a_date_beyond_the_calendar_in_utc_is_not_a_date() -> None:
     """'0001-01-01T00:00:00+05:00' has no UTC instant: compared as not-a-date, no error."""
     config = validate_trigger(
-        "contact", "contact_updated",
-        {"conditions": [{"field": "contact.renewal", "operator": "greater_than",
-                         "value": "2026-01-01"}]}, None,
-    )  # fmt: skip
+        "contact",
+        "contact_updated",
+        {
+            "conditions": [
+                {"field": "contact.renewal", "operator": "greater_than", "value": "2026-01-01"}
+            ]
+        },
+        None,
+    )
     predicate = compile_filters(config.filters, config.event)
     assert predicate(EventView({}, {"renewal": "0001-01-01T00:00:00+05:00"}, {})) is False

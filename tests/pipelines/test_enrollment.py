@@ -1,4 +1,4 @@
-"""Matching a batch and the enrollment policy, without I/O (SPEC §5)."""
+"""Matching a batch and the enrollment policy, without I/O (docs/contract.md §5)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,13 @@ from pipelines.enrollment import (
 )
 from pipelines.examples import all_of, cond
 from pipelines.index import CompiledTrigger, TriggerIndex, TriggerSpec
-from pipelines.messages import Envelope, Event, Metadata
+from pipelines.messages import (
+    Envelope,
+    Event,
+    Metadata,
+    decode_enrollment,
+    encode_enrollment,
+)
 from pipelines.reasons import Blocked
 from pipelines.triggers import validate_trigger
 
@@ -27,8 +33,9 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 def spec(filters: dict[str, Any], settings: dict[str, Any] | None = None) -> TriggerSpec:
     config = validate_trigger("contact", "tag_added", filters, settings)
-    return TriggerSpec(uuid.uuid4(), uuid.uuid4(), ACCOUNT, config.event, config.filters,
-                       config.settings, True, 1)  # fmt: skip
+    return TriggerSpec(
+        uuid.uuid4(), uuid.uuid4(), ACCOUNT, config.event, config.filters, config.settings, True, 1
+    )
 
 
 def tag_event(tag: str, contact: uuid.UUID | None = None, depth: int = 0) -> Event:
@@ -91,8 +98,9 @@ def test_single_blocks_second_match_in_a_batch_and_after_history() -> None:
     """REQ-S-002."""
     single = spec({}, {"enrollment_limit": "single"})
     contact = uuid.uuid4()
-    matches, _, _ = evaluate([tag_event("a", contact), tag_event("b", contact)],
-                             index_of(single), {})  # fmt: skip
+    matches, _, _ = evaluate(
+        [tag_event("a", contact), tag_event("b", contact)], index_of(single), {}
+    )
     enrollments, logs = decide(matches, {}, NOW)
     assert len(enrollments) == 1
     assert [g.failure_reason for g in logs] == [None, Blocked.ALREADY_ENROLLED.text]
@@ -137,8 +145,9 @@ def test_enrollment_carries_the_event_and_a_deterministic_id() -> None:
     matches, _, _ = evaluate([tag_event("a")], index_of(trigger), {})
     (enrollment,), _ = decide(matches, {}, NOW)
     event = matches[0].event
-    assert enrollment.id == enrollment_id(event.envelope.event_id, trigger.workflow_id,
-                                          event.contact_id)  # fmt: skip
+    assert enrollment.id == enrollment_id(
+        event.envelope.event_id, trigger.workflow_id, event.contact_id
+    )
     assert enrollment.event_data == event.envelope.data
     assert enrollment.ingested_at == entry_time("1764072000000-0")
-    assert enrollment.to_json()["status"] == "triggered"
+    assert decode_enrollment(encode_enrollment(enrollment)).status == "triggered"

@@ -1,4 +1,5 @@
-"""Decoding the event envelope (SPEC §3): valid events pass, everything else gets a reason."""
+"""Decoding the event envelope (docs/contract.md §3): valid events pass, everything else gets a
+reason."""
 
 from __future__ import annotations
 
@@ -52,11 +53,14 @@ REJECTS: list[tuple[str, bytes | None, str]] = [
     ("unknown type", raw(event_type="contact.sneezed"), "unknown event_type"),
     ("no contact", raw(data={"tag": "x"}), "missing data.contact_id"),
     ("contact not uuid", raw(data={"contact_id": "bob"}), "not a UUID"),
-    ("state not object", raw(data={"contact_id": str(CONTACT), "current_state": [1]}),
-     "must be an object"),
+    (
+        "state not object",
+        raw(data={"contact_id": str(CONTACT), "current_state": [1]}),
+        "must be an object",
+    ),
     ("negative depth", raw(metadata={"depth": -1}), "must not be negative"),
     ("NUL", raw(data={"contact_id": str(CONTACT), "tag": "a\u0000"}), "NUL"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(

@@ -43,19 +43,35 @@ def test_a_body_that_is_not_json_counts_byte_for_byte() -> None:
 
 @pytest.mark.parametrize(
     ("status", "expected"),
-    [(200, True), (201, True), (202, True), (204, True), (400, True), (404, True), (409, True),
-     (422, True), (429, False), (500, False), (503, False)],
-)  # fmt: skip
+    [
+        (200, True),
+        (201, True),
+        (202, True),
+        (204, True),
+        (400, True),
+        (404, True),
+        (409, True),
+        (422, True),
+        (429, False),
+        (500, False),
+        (503, False),
+    ],
+)
 def test_which_responses_are_replayed(status: int, expected: bool) -> None:
     assert kept(status) is expected
 
 
 def test_replays_repeat_the_responses_own_headers_only() -> None:
     headers = [
-        ("content-type", "application/json"), ("Location", "/api/v1/workflows/1"),
-        ("content-length", "12"), ("date", "today"), ("server", "uvicorn"),
-        ("RateLimit-Remaining", "3"), ("ratelimit-limit", "100"), ("Retry-After", "5"),
-    ]  # fmt: skip
+        ("content-type", "application/json"),
+        ("Location", "/api/v1/workflows/1"),
+        ("content-length", "12"),
+        ("date", "today"),
+        ("server", "uvicorn"),
+        ("RateLimit-Remaining", "3"),
+        ("ratelimit-limit", "100"),
+        ("Retry-After", "5"),
+    ]
     assert replayed_headers(headers) == [
         ["content-type", "application/json"],
         ["Location", "/api/v1/workflows/1"],

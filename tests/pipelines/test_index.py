@@ -1,5 +1,5 @@
-"""The compiled trigger index (SPEC §5): candidates by event type and pinned values, incremental
-changes with version ordering, tenancy (REQ-N-002)."""
+"""The compiled trigger index (docs/contract.md §5): candidates by event type and pinned values,
+incremental changes with version ordering, tenancy (REQ-N-002)."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def form(form_id: Any, *more: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_trigger_is_a_candidate_only_for_its_pinned_value() -> None:
-    """SPEC §5: matching cost does not grow with triggers that cannot match."""
+    """docs/contract.md §5: matching cost does not grow with triggers that cannot match."""
     a = spec("form_submitted", form("a"))
     index = index_of(a, *(spec("form_submitted", form(f"other-{i}")) for i in range(500)))
     assert ids(index.candidates(ACCOUNT, "form.submitted", {"form_id": "a"})) == [a.trigger_id]
@@ -173,10 +173,15 @@ def test_a_selective_condition_is_preferred_to_a_crowded_one() -> None:
     """Without an identifying field, a trigger goes under the value holding fewest triggers, so
     `status = customer` shared by all does not make every trigger a candidate."""
     triggers = [
-        spec("birthday", all_of(cond("contact.status", "equals", "customer"),
-                                cond("contact.tags", "contains", f"seg-{i}")))
+        spec(
+            "birthday",
+            all_of(
+                cond("contact.status", "equals", "customer"),
+                cond("contact.tags", "contains", f"seg-{i}"),
+            ),
+        )
         for i in range(50)
-    ]  # fmt: skip
+    ]
     index = index_of(*triggers)
     contact = {"status": "Customer", "tags": ["seg-7"]}
     found = ids(index.candidates(ACCOUNT, "time.birthday", {}, contact))
@@ -250,9 +255,15 @@ def test_a_failing_compile_changes_nothing() -> None:
     good = spec("form_submitted", form("a"), trigger_id=trigger_id)
     index = index_of(good)
     broken = TriggerSpec(
-        trigger_id, good.workflow_id, ACCOUNT, good.event,
-        Group("AND", (Condition("x", "bogus", 1),)), good.settings, True, 2,
-    )  # fmt: skip
+        trigger_id,
+        good.workflow_id,
+        ACCOUNT,
+        good.event,
+        Group("AND", (Condition("x", "bogus", 1),)),
+        good.settings,
+        True,
+        2,
+    )
     with pytest.raises(ValueError, match="unknown filter operator"):
         index.apply(broken)
     assert index.get(trigger_id) is not None
@@ -296,7 +307,8 @@ def test_accounts_are_isolated() -> None:
 
 
 def test_non_match_loggers_are_the_live_opted_in_triggers_of_the_event_type() -> None:
-    """SPEC §6: only triggers with log_non_matches log evaluations that did not match."""
+    """docs/contract.md §6: only triggers with log_non_matches log evaluations that did not
+    match."""
     logging = spec("sms_received", None, settings={"log_non_matches": True})
     quiet = spec("sms_received", None, settings={})
     elsewhere = spec("tag_added", None, settings={"log_non_matches": True})

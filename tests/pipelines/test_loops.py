@@ -175,17 +175,21 @@ SET_SCORE = {"type": "update_field", "field": "custom_fields.score", "value": 90
 @pytest.mark.parametrize(
     ("filters", "expected"),
     [
-        (all_of(cond("field_name", "equals", "score"), cond("field_value", "greater_than", 80)),
-         True),
-        (all_of(cond("field_name", "equals", "score"), cond("field_value", "less_than", 50)),
-         False),
+        (
+            all_of(cond("field_name", "equals", "score"), cond("field_value", "greater_than", 80)),
+            True,
+        ),
+        (
+            all_of(cond("field_name", "equals", "score"), cond("field_value", "less_than", 50)),
+            False,
+        ),
         (all_of(cond("field_name", "equals", "rating")), False),
         (all_of(cond("field_value", "changed_to", "90")), True),
         (all_of(cond("field_value", "changed_from", 90)), False),
         (all_of(cond("field_value", "changed_from", 10)), None),
         (all_of(cond("previous_value", "less_than", 10)), None),
     ],
-)  # fmt: skip
+)
 def test_custom_field_changes(filters: dict[str, Any], expected: bool | None) -> None:
     assert verdict(SET_SCORE, "custom_field_changed", filters) is expected
 
@@ -247,8 +251,12 @@ def test_a_three_workflow_cycle_is_named_in_order() -> None:
         all_of(cond("tag", "equals", "vip")),
         {"type": "move_stage", "pipeline_id": "sales", "stage_id": "won"},
     )
-    c = wf("C", "stage_changed", all_of(cond("stage_id", "equals", "won")),
-           {"type": "remove_tag", "tag": "cold"})  # fmt: skip
+    c = wf(
+        "C",
+        "stage_changed",
+        all_of(cond("stage_id", "equals", "won")),
+        {"type": "remove_tag", "tag": "cold"},
+    )
     found = find_cycle([c, b, a], a.workflow_id)
     assert found is not None
     assert describe(found) == (
@@ -307,12 +315,18 @@ def test_a_stored_filter_that_no_longer_parses_matches_everything() -> None:
 # Soundness: a definite verdict must be what matching says on every concrete event the action
 # can emit. Generated filters over what the action determines and what it does not.
 _LEAVES = [
-    cond("tag", "equals", "vip"), cond("tag", "equals", "gold"), cond("tag", "not_equals", "vip"),
-    cond("tag", "contains", "i"), cond("tag", "ends_with", "p"), cond("tag", "is_empty"),
-    cond("tag", "in", ["vip", "x"]), cond("contact.status", "equals", "customer"),
-    cond("contact.tags", "contains", "vip"), cond("status", "is_empty"),
+    cond("tag", "equals", "vip"),
+    cond("tag", "equals", "gold"),
+    cond("tag", "not_equals", "vip"),
+    cond("tag", "contains", "i"),
+    cond("tag", "ends_with", "p"),
+    cond("tag", "is_empty"),
+    cond("tag", "in", ["vip", "x"]),
+    cond("contact.status", "equals", "customer"),
+    cond("contact.tags", "contains", "vip"),
+    cond("status", "is_empty"),
     cond("previous.status", "not_equals", "lead"),
-]  # fmt: skip
+]
 _CONTACTS = [{}, {"status": "customer"}, {"status": "lead", "tags": ["vip"]}, {"tags": []}]
 
 
@@ -359,8 +373,10 @@ def _random_node(rng: random.Random, i: int) -> Node:
     elif shape < 0.7:
         leaves.append(cond(field_name, "in", rng.sample(_VALUES[:-1], 2)))
     elif shape < 0.8:
-        others = {"stage_changed": ["pipeline_id", "previous_stage_id"],  # maybe undetermined
-                  "custom_field_changed": ["field_value"]}  # fmt: skip
+        others = {
+            "stage_changed": ["pipeline_id", "previous_stage_id"],  # maybe undetermined
+            "custom_field_changed": ["field_value"],
+        }
         pinned = rng.choice(others.get(event, [field_name]))
         leaves.append(cond(pinned, "equals", rng.choice(_VALUES[:-1])))
     if rng.random() < 0.5:
@@ -371,13 +387,18 @@ def _random_node(rng: random.Random, i: int) -> Node:
 
 def _random_action(rng: random.Random) -> dict[str, Any]:
     value = rng.choice(_VALUES)
-    return rng.choice([
-        {"type": "add_tag", "tag": value},
-        {"type": "move_stage", "pipeline_id": rng.choice(_VALUES), "stage_id": value},
-        {"type": "update_field", "field": rng.choice(["score", "custom_fields.vip"]),
-         "value": value},
-        {"type": "update_field", "field": str(value) or "x"},
-    ])  # fmt: skip
+    return rng.choice(
+        [
+            {"type": "add_tag", "tag": value},
+            {"type": "move_stage", "pipeline_id": rng.choice(_VALUES), "stage_id": value},
+            {
+                "type": "update_field",
+                "field": rng.choice(["score", "custom_fields.vip"]),
+                "value": value,
+            },
+            {"type": "update_field", "field": str(value) or "x"},
+        ]
+    )
 
 
 def test_the_graph_index_finds_exactly_the_edges_full_evaluation_finds() -> None:

@@ -1,4 +1,5 @@
-"""In-memory metrics, batch tallies, dead-letter reason codes and the stats report (issue 6)."""
+"""In-memory metrics, batch tallies, dead-letter reason codes and the stats report
+(docs/operations.md §11)."""
 
 from __future__ import annotations
 
@@ -101,7 +102,12 @@ def test_percentiles_interpolate_within_buckets_narrowed_by_the_extremes() -> No
     reg = Registry([HIST])
     reg.observe_many("h", [7.0] * 10, shard=0)
     assert percentiles(distribution([reg.snapshot()], "h")) == {
-        "count": 10, "p50": 7.0, "p95": 7.0, "p99": 7.0, "max": 7.0}  # fmt: skip
+        "count": 10,
+        "p50": 7.0,
+        "p95": 7.0,
+        "p99": 7.0,
+        "max": 7.0,
+    }
     reg.observe_many("h", [float(v) for v in range(11, 101)], shard=1)  # 90 values in (10, 100]
     both = distribution([reg.snapshot()], "h")
     assert both is not None
@@ -144,10 +150,12 @@ def test_dead_letter_reasons_of_the_decoder_map_to_fixed_codes(
 
 def _envelope(**changes: Any) -> bytes:
     body: dict[str, Any] = {
-        "event_id": str(uuid.uuid4()), "event_type": "contact.tag_added",
-        "account_id": str(uuid.uuid4()), "timestamp": "2026-01-01T00:00:00Z",
+        "event_id": str(uuid.uuid4()),
+        "event_type": "contact.tag_added",
+        "account_id": str(uuid.uuid4()),
+        "timestamp": "2026-01-01T00:00:00Z",
         "data": {"contact_id": str(uuid.uuid4()), "tag": "x"},
-    }  # fmt: skip
+    }
     for key, value in changes.items():
         if value is None:
             body["data"].pop(key)
@@ -176,10 +184,14 @@ def test_every_envelope_rejection_has_a_code(raw: bytes, code: str) -> None:
 
 def test_dead_letters_are_counted_by_their_code_whatever_the_reason_says() -> None:
     reg = Registry(sm.PARTITION_METRICS)
-    sm.record_dead_letters(reg, 0, [
-        Rejected("hairtrigger:events:1", "1-0", b"", DeadLetter.UNKNOWN_ACCOUNT, "reworded"),
-        Rejected("hairtrigger:events:1", "2-0", b"", DeadLetter.TRIMMED, "anything at all"),
-    ])  # fmt: skip
+    sm.record_dead_letters(
+        reg,
+        0,
+        [
+            Rejected("hairtrigger:events:1", "1-0", b"", DeadLetter.UNKNOWN_ACCOUNT, "reworded"),
+            Rejected("hairtrigger:events:1", "2-0", b"", DeadLetter.TRIMMED, "anything at all"),
+        ],
+    )
     snap = reg.snapshot()
     where = {"partition": "0", "shard": "1"}
     assert by_tag(snap, sm.DEAD_LETTERED, "reason", where) == {"unknown_account": 1, "trimmed": 1}
@@ -192,12 +204,21 @@ def test_dead_letters_are_counted_by_their_code_whatever_the_reason_says() -> No
 
 def test_dead_letters_are_counted_per_shard_and_code() -> None:
     reg = Registry(sm.PARTITION_METRICS)
-    sm.record_dead_letters(reg, 1, [
-        Rejected("hairtrigger:events:3", "1-0", b"x", DeadLetter.INVALID_JSON, "malformed: x"),
-        Rejected("hairtrigger:events:3", "2-0", b"", DeadLetter.UNKNOWN_ACCOUNT,
-                 f"unknown account_id {uuid.uuid4()}"),
-        Rejected("hairtrigger:events:5", "3-0", b"y", DeadLetter.INVALID_JSON, "malformed: y"),
-    ])  # fmt: skip
+    sm.record_dead_letters(
+        reg,
+        1,
+        [
+            Rejected("hairtrigger:events:3", "1-0", b"x", DeadLetter.INVALID_JSON, "malformed: x"),
+            Rejected(
+                "hairtrigger:events:3",
+                "2-0",
+                b"",
+                DeadLetter.UNKNOWN_ACCOUNT,
+                f"unknown account_id {uuid.uuid4()}",
+            ),
+            Rejected("hairtrigger:events:5", "3-0", b"y", DeadLetter.INVALID_JSON, "malformed: y"),
+        ],
+    )
     snap = reg.snapshot()
     assert total(snap, sm.DEAD_LETTERED) == 3
     assert total(snap, sm.DEAD_LETTERED, {"shard": "3", "reason": "invalid_json"}) == 1
@@ -205,18 +226,30 @@ def test_dead_letters_are_counted_per_shard_and_code() -> None:
 
 
 def _report(actors: dict[str, Any] | None) -> dict[str, Any]:
-    lags = [{"shard": 0, "length": 5, "pending": 1, "lag": 2},
-            {"shard": 1, "length": 3, "pending": 0, "lag": None}]  # fmt: skip
+    lags = [
+        {"shard": 0, "length": 5, "pending": 1, "lag": 2},
+        {"shard": 1, "length": 3, "pending": 0, "lag": None},
+    ]
     return build_report(actors, 2 if actors else None, lags, 4, 6, {})
 
 
 def test_the_report_without_actors_has_the_stream_figures_only() -> None:
     report = _report(None)
     assert report["actors_running"] is False
-    assert report["totals"] == {"stream_length": 8, "pending": 1, "lag": None,
-                                "dead_letter_length": 4, "enrollments_waiting": 6}  # fmt: skip
-    assert report["shards"][0] == {"shard": 0, "partition": None, "stream_length": 5,
-                                   "pending": 1, "lag": 2}  # fmt: skip
+    assert report["totals"] == {
+        "stream_length": 8,
+        "pending": 1,
+        "lag": None,
+        "dead_letter_length": 4,
+        "enrollments_waiting": 6,
+    }
+    assert report["shards"][0] == {
+        "shard": 0,
+        "partition": None,
+        "stream_length": 5,
+        "pending": 1,
+        "lag": 2,
+    }
     assert report["partitions"] == []
     assert report["scheduler"] is None
 
@@ -226,8 +259,13 @@ def test_the_report_adds_up_partitions_by_shard_and_marks_missing_actors() -> No
     reg.inc(sm.CONSUMED, 4, partition=0, shard=0, category="form")
     reg.inc(sm.BLOCKED, 2, partition=0, shard=0, reason="already_enrolled")
     reg.observe_many(sm.COMMIT_LATENCY_MS, [3.0, 4.0], partition=0, shard=0)
-    found = {"available": True, "partition": 0, "shards": [0], "started_at": "t",
-             "metrics": reg.snapshot()}  # fmt: skip
+    found = {
+        "available": True,
+        "partition": 0,
+        "shards": [0],
+        "started_at": "t",
+        "metrics": reg.snapshot(),
+    }
     missing = {"available": False, "partition": 1, "error": "ValueError"}
     report = _report({"partitions": [found, missing], "scheduler": None})
     assert report["actors_running"] is False
@@ -236,24 +274,38 @@ def test_the_report_adds_up_partitions_by_shard_and_marks_missing_actors() -> No
     assert report["partitions"][1] == {"partition": 1, "available": False, "error": "ValueError"}
     shard0 = report["shards"][0]
     assert (shard0["partition"], shard0["consumed"], shard0["blocked"]) == (
-        0, 4, {"already_enrolled": 2})  # fmt: skip
+        0,
+        4,
+        {"already_enrolled": 2},
+    )
     assert shard0["commit_latency_ms"]["count"] == 2
     assert report["shards"][1]["consumed"] == 0
 
 
 def test_a_batch_is_tallied_per_shard_and_category_with_queued_blocked_and_errors() -> None:
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # a Wednesday, 12:00 UTC
-    hot = spec({"logic": "AND", "conditions": [{"field": "tag", "operator": "equals",
-                "value": "hot"}]}, {"respect_business_hours": True})  # fmt: skip
+    hot = spec(
+        {"logic": "AND", "conditions": [{"field": "tag", "operator": "equals", "value": "hot"}]},
+        {"respect_business_hours": True},
+    )
     contact = uuid.uuid4()
     events = [tag_event("hot", contact), tag_event("hot", contact), tag_event("cold")]
     matches, logs, _ = evaluate(events, index_of(hot), {})
-    weekend = {ACCOUNT: BusinessHours(ZoneInfo("UTC"), {"days": ["sat"], "start": "09:00",
-                                                        "end": "17:00"})}  # fmt: skip
+    weekend = {
+        ACCOUNT: BusinessHours(ZoneInfo("UTC"), {"days": ["sat"], "start": "09:00", "end": "17:00"})
+    }
     enrollments, decided = decide(matches, {}, now, 10, weekend)
-    broken = LogEntry(ACCOUNT, hot.workflow_id, hot.trigger_id, contact,
-                      events[2].envelope.event_id, "contact.tag_added", False, False,
-                      error="error: ZeroDivisionError: boom")  # fmt: skip
+    broken = LogEntry(
+        ACCOUNT,
+        hot.workflow_id,
+        hot.trigger_id,
+        contact,
+        events[2].envelope.event_id,
+        "contact.tag_added",
+        False,
+        False,
+        error="error: ZeroDivisionError: boom",
+    )
     reg = Registry(sm.PARTITION_METRICS)
     committed = sm.entry_ms(events[0].entry_id) + 25.0
     sm.record_batch(reg, 0, events, matches, enrollments, [*logs, *decided, broken], committed)
@@ -270,6 +322,6 @@ def test_a_batch_is_tallied_per_shard_and_category_with_queued_blocked_and_error
 
 
 def test_retention_losses_carry_the_trimmed_code() -> None:
-    from streams.shards import _trimmed
+    from streams.base import trimmed
 
-    assert _trimmed("hairtrigger:events:1", "1-0").code is DeadLetter.TRIMMED
+    assert trimmed("hairtrigger:events:1", "1-0").code is DeadLetter.TRIMMED

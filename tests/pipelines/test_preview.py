@@ -41,27 +41,112 @@ from tests.support.db import Db
 
 HOSTILE = ["'; DROP TABLE contacts; --", "50%", "a_b", "back\\slash", "quo\"te's", "$1", "\\x00"]
 STATUSES: list[Any] = [
-    "customer", "Customer ", "LEAD", "lead", "  ", "", None, ["customer", "vip"], ["Lead"], [],
-    5, "5", True, "true", {"a": 1}, {}, "Straße", "STRASSE", "İstanbul", "ǅemal",
-    "\uff26\uff35\uff2c\uff2c", "ΣΊΣΥΦΟΣ", "σίσυφος", *HOSTILE,
-]  # fmt: skip
+    "customer",
+    "Customer ",
+    "LEAD",
+    "lead",
+    "  ",
+    "",
+    None,
+    ["customer", "vip"],
+    ["Lead"],
+    [],
+    5,
+    "5",
+    True,
+    "true",
+    {"a": 1},
+    {},
+    "Straße",
+    "STRASSE",
+    "İstanbul",
+    "ǅemal",
+    "\uff26\uff35\uff2c\uff2c",
+    "ΣΊΣΥΦΟΣ",
+    "σίσυφος",
+    *HOSTILE,
+]
 SOURCES: list[Any] = ["web", "Web", "import", "api", "referral", ["web", "ads"], None, 7, "WEB "]
 TAG_POOL: list[Any] = [
-    "vip", "VIP ", "gold", "Gold", " new", "5", 5, 5.0, "5.0", True, "true", None, "", ["nested"],
-    {"o": 1}, "ß", "SS", "emoji😀", "١٢", *HOSTILE,
-]  # fmt: skip
+    "vip",
+    "VIP ",
+    "gold",
+    "Gold",
+    " new",
+    "5",
+    5,
+    5.0,
+    "5.0",
+    True,
+    "true",
+    None,
+    "",
+    ["nested"],
+    {"o": 1},
+    "ß",
+    "SS",
+    "emoji😀",
+    "١٢",
+    *HOSTILE,
+]
 NUMBERS: list[Any] = [
-    0, 1, -3, 42, 9999, 10000, 10001, 15000, 12.5, 0.1, 1e16, 10**17 + 1, 2**63, 2**64 - 1,
+    0,
+    1,
+    -3,
+    42,
+    9999,
+    10000,
+    10001,
+    15000,
+    12.5,
+    0.1,
+    1e16,
+    10**17 + 1,
+    2**63,
+    2**64 - 1,
     -(2**63),
-    "15000", " 15000 ", "1e4", "10000.0", "١٢٣", "-7", ".5", "abc", "", True, False, None, [1, 2],
-    {"n": 1}, "inf", "1e999", "0.30000000000000004", 0.30000000000000004, "NaN",
-]  # fmt: skip
+    "15000",
+    " 15000 ",
+    "1e4",
+    "10000.0",
+    "١٢٣",
+    "-7",
+    ".5",
+    "abc",
+    "",
+    True,
+    False,
+    None,
+    [1, 2],
+    {"n": 1},
+    "inf",
+    "1e999",
+    "0.30000000000000004",
+    0.30000000000000004,
+    "NaN",
+]
 DATES: list[Any] = [
-    "1990-05-17", "1990-05-17T23:30:00-05:00", "1990-05-18T01:00:00Z", "1990-05-17 08:00",
-    "2024-W03-1", "20240115", "17/05/1990", "", None, 19900517, "1990-05-17 ", "2024-02-29",
-    "2023-02-29", "2024-01-15T10:30:00.123456+05:30", "9999-12-30T23:00:00-05:00", "0001-01-02",
-    "2025-01-01T00:00:00", "2025-01-01T00:00:00+14:00", ["2024-01-01"], True,
-]  # fmt: skip
+    "1990-05-17",
+    "1990-05-17T23:30:00-05:00",
+    "1990-05-18T01:00:00Z",
+    "1990-05-17 08:00",
+    "2024-W03-1",
+    "20240115",
+    "17/05/1990",
+    "",
+    None,
+    19900517,
+    "1990-05-17 ",
+    "2024-02-29",
+    "2023-02-29",
+    "2024-01-15T10:30:00.123456+05:30",
+    "9999-12-30T23:00:00-05:00",
+    "0001-01-02",
+    "2025-01-01T00:00:00",
+    "2025-01-01T00:00:00+14:00",
+    ["2024-01-01"],
+    True,
+]
 NAMES: list[Any] = ["Ann", "ANN", "anna", "Zoë", "Øyvind", "Straße", "İlker", "", None, *HOSTILE]
 
 
@@ -70,9 +155,15 @@ def _contact_states(rng: random.Random, n: int) -> list[dict[str, Any]]:
     for i in range(n):
         state: dict[str, Any] = {}
         pick: list[tuple[str, list[Any]]] = [
-            ("status", STATUSES), ("source", SOURCES), ("score", NUMBERS), ("amount", NUMBERS),
-            ("birthday", DATES), ("signup_date", DATES), ("name", NAMES), ("email", NAMES),
-        ]  # fmt: skip
+            ("status", STATUSES),
+            ("source", SOURCES),
+            ("score", NUMBERS),
+            ("amount", NUMBERS),
+            ("birthday", DATES),
+            ("signup_date", DATES),
+            ("name", NAMES),
+            ("email", NAMES),
+        ]
         for field, pool in pick:
             if rng.random() < 0.85:
                 state[field] = rng.choice(pool)
@@ -84,11 +175,20 @@ def _contact_states(rng: random.Random, n: int) -> list[dict[str, Any]]:
         if rng.random() < 0.5:
             state["vip"] = rng.choice([True, False, "TRUE", "yes", 1, 0, "1", "false"])
         if rng.random() < 0.6:
-            state["custom_fields"] = rng.choice([
-                {"plan": rng.choice(["Pro", "pro ", "Free", 3]), "seats": rng.choice(NUMBERS),
-                 "renewal": rng.choice(DATES), "nested": {"x": rng.choice(["y", "Y", 1])}},
-                {"plan": None}, "not an object", [], {},
-            ])  # fmt: skip
+            state["custom_fields"] = rng.choice(
+                [
+                    {
+                        "plan": rng.choice(["Pro", "pro ", "Free", 3]),
+                        "seats": rng.choice(NUMBERS),
+                        "renewal": rng.choice(DATES),
+                        "nested": {"x": rng.choice(["y", "Y", 1])},
+                    },
+                    {"plan": None},
+                    "not an object",
+                    [],
+                    {},
+                ]
+            )
         if i % 50 == 0:
             state = {}
         states.append(state)
@@ -355,22 +455,80 @@ def test_table_is_not_trivial(
     assert sum(0 < n < len(contacts) for n in sizes) > len(TABLE) * 0.75
 
 
-FIELDS = ["status", "source", "tags", "score", "amount", "birthday", "signup_date", "name",
-          "vip", "custom_fields.plan", "custom_fields.seats", "custom_fields.renewal",
-          "contact.tags", "nowhere"]  # fmt: skip
+FIELDS = [
+    "status",
+    "source",
+    "tags",
+    "score",
+    "amount",
+    "birthday",
+    "signup_date",
+    "name",
+    "vip",
+    "custom_fields.plan",
+    "custom_fields.seats",
+    "custom_fields.renewal",
+    "contact.tags",
+    "nowhere",
+]
 SCALARS: list[Any] = [
-    "customer", "LEAD", "vip", "gold", "5", 5, 5.0, 10000, "15000", 0.1, True, False, "true",
-    "straße", "Pro", "", "1990-05-17", "2024-01-15T10:30:00Z", "web", "ss", "1e4", *HOSTILE,
-]  # fmt: skip
-ORDERED: list[Any] = [0, 1, 10000, "15000", 12.5, "-7", "1990-05-17", "2024-01-15T05:00:00+02:00",
-                      "0001-01-01", "2025-01-01"]  # fmt: skip
+    "customer",
+    "LEAD",
+    "vip",
+    "gold",
+    "5",
+    5,
+    5.0,
+    10000,
+    "15000",
+    0.1,
+    True,
+    False,
+    "true",
+    "straße",
+    "Pro",
+    "",
+    "1990-05-17",
+    "2024-01-15T10:30:00Z",
+    "web",
+    "ss",
+    "1e4",
+    *HOSTILE,
+]
+ORDERED: list[Any] = [
+    0,
+    1,
+    10000,
+    "15000",
+    12.5,
+    "-7",
+    "1990-05-17",
+    "2024-01-15T05:00:00+02:00",
+    "0001-01-01",
+    "2025-01-01",
+]
 
 
 def _random_condition(rng: random.Random) -> dict[str, Any]:
     field = rng.choice(FIELDS)
-    op = rng.choice(["equals", "not_equals", "contains", "not_contains", "starts_with",
-                     "ends_with", "greater_than", "less_than", "greater_than_or_equal",
-                     "less_than_or_equal", "in", "not_in", "is_empty", "is_not_empty"])  # fmt: skip
+    op = rng.choice(
+        [
+            "equals",
+            "not_equals",
+            "contains",
+            "not_contains",
+            "starts_with",
+            "ends_with",
+            "greater_than",
+            "less_than",
+            "greater_than_or_equal",
+            "less_than_or_equal",
+            "in",
+            "not_in",
+            "is_empty",
+            "is_not_empty",
+        ]
+    )
     if op in ("is_empty", "is_not_empty"):
         return cond(field, op)
     if op in ("in", "not_in"):
@@ -444,9 +602,11 @@ def test_store_preview_counts_samples_and_keeps_tenants_apart(
 def test_values_travel_only_as_parameters() -> None:
     """Injection-proof by construction: neither values nor field names appear in the SQL."""
     event = BY_NAME["contact_created"]
-    raw = AND(*[cond(f"f{i}", "equals", v) for i, v in enumerate(HOSTILE)],
-              cond("tags", "contains", "'; DROP TABLE contacts; --"),
-              cond("custom_fields.weird-name_1", "starts_with", "%_"))  # fmt: skip
+    raw = AND(
+        *[cond(f"f{i}", "equals", v) for i, v in enumerate(HOSTILE)],
+        cond("tags", "contains", "'; DROP TABLE contacts; --"),
+        cond("custom_fields.weird-name_1", "starts_with", "%_"),
+    )
     query = compile_preview(parse_filters(raw, event), event, first_param=2)
     for value in ["f0", "weird-name_1", "custom_fields", "DROP", "%_", "\\", '"']:
         assert value not in query.where
@@ -494,7 +654,9 @@ def test_event_conditions_are_listed_and_satisfied() -> None:
     assert only_event.where == "TRUE"
     assert only_event.params == ()
     assert [(n.field, n.operator, n.value) for n in only_event.not_previewable] == [
-        ("tag", "equals", "vip"), ("tag", "in", ("a",))]  # fmt: skip
+        ("tag", "equals", "vip"),
+        ("tag", "in", ("a",)),
+    ]
     either = compiled(OR(cond("tag", "equals", "vip"), cond("status", "equals", "x")))
     assert either.where == "TRUE"
     assert len(either.not_previewable) == 1
@@ -505,8 +667,11 @@ def test_event_conditions_are_listed_and_satisfied() -> None:
 
 def test_values_that_match_nothing_compile_to_false() -> None:
     event = BY_NAME["contact_created"]
-    for raw in (cond("status", "equals", "  "), cond("status", "contains", " "),
-                cond("status", "starts_with", "")):  # fmt: skip
+    for raw in (
+        cond("status", "equals", "  "),
+        cond("status", "contains", " "),
+        cond("status", "starts_with", ""),
+    ):
         assert compile_preview(parse_filters(AND(raw), event), event).where == "FALSE"
     negated = compile_preview(parse_filters(AND(cond("status", "not_equals", "")), event), event)
     assert negated.where == "TRUE"
@@ -548,13 +713,50 @@ def test_sql_casefold_and_strip_match_python_for_every_character(db_sync: Db) ->
 
 
 def _numeric_texts(rng: random.Random) -> list[str]:
-    texts = ["15000", " 15000 ", "1.50", "+5", "-0", ".5", "5.", "1e5", "1E-5", "1e999", "-1e999",
-             "1e-400", "0.30000000000000001", "9007199254740993", "9007199254740993.0",
-             "1" * 4000, "1" * 4001, "0" * 4000 + "5", "١٢٣", "\u0661.\u0665", "٣e٢",
-             "1_000", "1,5", "", "abc", "1e", "e5", ".", "+", "-.5e-3", "0x10", "\u30007\u3000",
-             "1e99999999999999999999", "0e99999999999999999999", "0." + "0" * 20000 + "1",
-             "1" + "0" * 2000 + ".5", "2.4703282292062327e-324", "2.4703282292062328e-324",
-             "1.7976931348623157e308", "1.7976931348623158e308", "true", "ß"]  # fmt: skip
+    texts = [
+        "15000",
+        " 15000 ",
+        "1.50",
+        "+5",
+        "-0",
+        ".5",
+        "5.",
+        "1e5",
+        "1E-5",
+        "1e999",
+        "-1e999",
+        "1e-400",
+        "0.30000000000000001",
+        "9007199254740993",
+        "9007199254740993.0",
+        "1" * 4000,
+        "1" * 4001,
+        "0" * 4000 + "5",
+        "١٢٣",
+        "\u0661.\u0665",
+        "٣e٢",
+        "1_000",
+        "1,5",
+        "",
+        "abc",
+        "1e",
+        "e5",
+        ".",
+        "+",
+        "-.5e-3",
+        "0x10",
+        "\u30007\u3000",
+        "1e99999999999999999999",
+        "0e99999999999999999999",
+        "0." + "0" * 20000 + "1",
+        "1" + "0" * 2000 + ".5",
+        "2.4703282292062327e-324",
+        "2.4703282292062328e-324",
+        "1.7976931348623157e308",
+        "1.7976931348623158e308",
+        "true",
+        "ß",
+    ]
     for _ in range(500):
         text = str(rng.randint(0, 10 ** rng.randint(1, 25)))
         if rng.random() < 0.7:
@@ -578,11 +780,27 @@ def test_sql_reads_json_numbers_as_the_matcher_does(db_sync: Db) -> None:
     """jsonb numbers as orjson reads them: ints within 64 bits, doubles otherwise; their keys,
     numbers and text (str() of the int or the double) match pipelines/values.py."""
     rng = random.Random(2)
-    literals = ["0", "-0", "1.0", "1.50", "1e2", "1.5e-3", "0.1", "0.30000000000000001",
-                "18446744073709551615", "18446744073709551616", "-9223372036854775808",
-                "-9223372036854775809", "123456789012345678901234567890", "1e-400",
-                "9007199254740993.0", "1e300", "0.000015", "0.0001",
-                "4503599627370497.5"]  # fmt: skip
+    literals = [
+        "0",
+        "-0",
+        "1.0",
+        "1.50",
+        "1e2",
+        "1.5e-3",
+        "0.1",
+        "0.30000000000000001",
+        "18446744073709551615",
+        "18446744073709551616",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "123456789012345678901234567890",
+        "1e-400",
+        "9007199254740993.0",
+        "1e300",
+        "0.000015",
+        "0.0001",
+        "4503599627370497.5",
+    ]
     for _ in range(500):
         literals.append(
             f"{rng.choice(['', '-'])}{rng.randint(0, 10 ** rng.randint(1, 22))}"
@@ -599,8 +817,11 @@ def test_sql_reads_json_numbers_as_the_matcher_does(db_sync: Db) -> None:
     for literal, row in zip(literals, rows, strict=True):
         value = row["d"]["v"]
         number = values.as_number(value)
-        expected = (None if number is None else number_text(number), key_text(value),
-                    values.as_text(value))  # fmt: skip
+        expected = (
+            None if number is None else number_text(number),
+            key_text(value),
+            values.as_text(value),
+        )
         assert (row["n"], row["k"], row["t"]) == expected, literal
 
 
@@ -612,8 +833,18 @@ def _key(value: Any) -> str | None:
 
 
 def test_sql_keys_texts_and_emptiness_of_any_json_match_python(db_sync: Db) -> None:
-    samples: list[Any] = [*STATUSES, *SOURCES, *TAG_POOL, *NUMBERS, *DATES, *NAMES,
-                          [["a"], {"b": 1}, None, "", "A"], [None], [""], {"": None}]  # fmt: skip
+    samples: list[Any] = [
+        *STATUSES,
+        *SOURCES,
+        *TAG_POOL,
+        *NUMBERS,
+        *DATES,
+        *NAMES,
+        [["a"], {"b": 1}, None, "", "A"],
+        [None],
+        [""],
+        {"": None},
+    ]
     docs = [{"v": v} for v in samples]
     rows = db_sync.fetch(
         "SELECT ht_key(d -> 'v') AS k, ht_keys(d -> 'v') AS ks, ht_text(d -> 'v') AS t,"
@@ -633,18 +864,45 @@ def test_sql_keys_texts_and_emptiness_of_any_json_match_python(db_sync: Db) -> N
 
 
 def _date_texts(rng: random.Random, n: int) -> list[str]:
-    base = ["2024-01-15", "2024-01-15T10:30:00", "2024-01-15T10:30:00Z", "2024-01-15 10:30",
-            "2024-01-15T10:30:00+05:30", "2024-01-15T10:30:00.123456-08:00", "20240115",
-            "20240115T103000", "2024-W03-1", "2024W031", "2024-W03", "2024W03T10",
-            "2020-W53-7T23:59:59.999999+23:59", "0001-01-01T00:00+01:00",
-            "9999-12-31T23:59:59-00:01", "2024-02-29", "2023-02-29", "2024-01-15T10:30:00,5",
-            "2024-01-15T10", "2024-01-15T1030", "2024-01-15T10:30:00:12", "2024-01-15T10:+05:00",
-            "2024-01-15é10:30", "2024-01-15\U0001f60010:30", " 2024-01-15 ", "20240101ab",
-            "2024-01-15T10:30:00+05:99", "2024-01-15T10:30+0000:00.5", "2024-01-15T24:00",
-            "2024-01-15T10:30:00Zx", "2024-W01x1", "\u0661\u0662\u0663\u0664-01-01", "2015-W53-5",
-            "2016-W53-1",
-            "2024-01-15T10:30:00+05:30:15.5", "2024-01-15T10:30:00+24:00",
-            "0000-01-01"]  # fmt: skip
+    base = [
+        "2024-01-15",
+        "2024-01-15T10:30:00",
+        "2024-01-15T10:30:00Z",
+        "2024-01-15 10:30",
+        "2024-01-15T10:30:00+05:30",
+        "2024-01-15T10:30:00.123456-08:00",
+        "20240115",
+        "20240115T103000",
+        "2024-W03-1",
+        "2024W031",
+        "2024-W03",
+        "2024W03T10",
+        "2020-W53-7T23:59:59.999999+23:59",
+        "0001-01-01T00:00+01:00",
+        "9999-12-31T23:59:59-00:01",
+        "2024-02-29",
+        "2023-02-29",
+        "2024-01-15T10:30:00,5",
+        "2024-01-15T10",
+        "2024-01-15T1030",
+        "2024-01-15T10:30:00:12",
+        "2024-01-15T10:+05:00",
+        "2024-01-15é10:30",
+        "2024-01-15\U0001f60010:30",
+        " 2024-01-15 ",
+        "20240101ab",
+        "2024-01-15T10:30:00+05:99",
+        "2024-01-15T10:30+0000:00.5",
+        "2024-01-15T24:00",
+        "2024-01-15T10:30:00Zx",
+        "2024-W01x1",
+        "\u0661\u0662\u0663\u0664-01-01",
+        "2015-W53-5",
+        "2016-W53-1",
+        "2024-01-15T10:30:00+05:30:15.5",
+        "2024-01-15T10:30:00+24:00",
+        "0000-01-01",
+    ]
     texts = list(base)
     alphabet = "0123456789-:TZ+., Wé\u00a0x"
     for _ in range(n):

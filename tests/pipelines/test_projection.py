@@ -1,4 +1,4 @@
-"""The contacts projection: how contact events change a contact (SPEC §3)."""
+"""The contacts projection: how contact events change a contact (docs/contract.md §3)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,15 @@ def test_created_updated_tags_custom_fields_deleted() -> None:
     assert c.tags == ["x", "VIP"]
     assert apply(c, env("contact.tag_removed", T0 + timedelta(seconds=3), tag="X"))
     assert c.tags == ["VIP"]
-    assert apply(c, env("contact.custom_field_changed", T0 + timedelta(seconds=4),
-                        field_name="plan", field_value="pro"))  # fmt: skip
+    assert apply(
+        c,
+        env(
+            "contact.custom_field_changed",
+            T0 + timedelta(seconds=4),
+            field_name="plan",
+            field_value="pro",
+        ),
+    )
     assert c.state["custom_fields"] == {"plan": "pro"}
     assert apply(c, env("contact.deleted", T0 + timedelta(seconds=5)))
     assert c.deleted
@@ -34,8 +41,9 @@ def test_created_updated_tags_custom_fields_deleted() -> None:
 def test_an_older_event_never_overwrites_a_newer_state() -> None:
     c = Contact()
     apply(c, env("contact.updated", T0, current_state={"status": "customer"}))
-    assert not apply(c, env("contact.updated", T0 - timedelta(minutes=1),
-                            current_state={"status": "lead"}))  # fmt: skip
+    assert not apply(
+        c, env("contact.updated", T0 - timedelta(minutes=1), current_state={"status": "lead"})
+    )
     assert c.state == {"status": "customer"}
 
 
@@ -46,7 +54,7 @@ def test_naive_timestamps_are_utc() -> None:
 
 
 def test_sharding_spreads_shards_over_partitions() -> None:
-    """SPEC §3: shard = crc32(lowercase account id) % shards."""
+    """docs/contract.md §3: shard = crc32(lowercase account id) % shards."""
     account = uuid.UUID("0b8f1c3e-8f7d-4f5e-9a43-2d1c3b4a5e6f")
     assert shard_for(account, 8) == shard_for(str(account).upper(), 8)
     assert 0 <= shard_for(account, 8) < 8

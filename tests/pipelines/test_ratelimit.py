@@ -84,8 +84,12 @@ def test_local_gcra_spends_refuses_without_spending_and_refills() -> None:
     """The same answers the Redis script gives (tests/api/test_ratelimit.py), on a fake clock."""
     hour, buckets = Budget(10, 3600), LocalBuckets()
     found = [buckets.charge("b", hour, cost, now_ms=0.0) for cost in (7, 4, 3, 1)]
-    assert [(d.allowed, d.remaining) for d in found] == [(True, 3), (False, 3), (True, 0),
-                                                         (False, 0)]  # fmt: skip
+    assert [(d.allowed, d.remaining) for d in found] == [
+        (True, 3),
+        (False, 3),
+        (True, 0),
+        (False, 0),
+    ]
     assert found[1].retry_after_ms == 360_000  # one unit comes back every 6 minutes
     assert found[3].reset_ms == 3_600_000
     assert not buckets.charge("b", hour, 1, now_ms=359_999.0).allowed

@@ -1,4 +1,4 @@
-"""Schedule arithmetic (SPEC §7, REQ-E-023..026, REQ-S-003): table tests."""
+"""Schedule arithmetic (docs/contract.md §7, REQ-E-023..026, REQ-S-003): table tests."""
 
 from __future__ import annotations
 
@@ -47,16 +47,25 @@ def test_local_instant(day: date, at: time, tz: ZoneInfo, expected: datetime) ->
 
 @pytest.mark.parametrize(
     ("month", "day", "year", "expected"),
-    [(2, 29, 2027, date(2027, 2, 28)), (2, 29, 2028, date(2028, 2, 29)),
-     (12, 31, 2026, date(2026, 12, 31)), (1, 1, 2027, date(2027, 1, 1))],
-)  # fmt: skip
+    [
+        (2, 29, 2027, date(2027, 2, 28)),
+        (2, 29, 2028, date(2028, 2, 29)),
+        (12, 31, 2026, date(2026, 12, 31)),
+        (1, 1, 2027, date(2027, 1, 1)),
+    ],
+)
 def test_yearly_day_moves_29_february(month: int, day: int, year: int, expected: date) -> None:
     assert yearly_day(month, day, year) == expected
 
 
 def s(**kw: object) -> SimpleNamespace:
-    base = {"time_of_day": "09:00", "offset_days": 0, "cron": None, "every": None,
-            "days_of_week": None}  # fmt: skip
+    base = {
+        "time_of_day": "09:00",
+        "offset_days": 0,
+        "cron": None,
+        "every": None,
+        "days_of_week": None,
+    }
     return SimpleNamespace(**{**base, **kw})
 
 
@@ -66,27 +75,107 @@ def window(start: datetime, days: int) -> tuple[datetime, datetime]:
 
 DATES = [
     # (id, kind, value, settings, tz, window start, days, expected instants)
-    ("birthday", "birthday", date(1990, 3, 10), s(), NY, utc(2027, 3, 9), 3,
-     [utc(2027, 3, 10, 14)]),
-    ("birthday 29 Feb, common year", "birthday", date(1992, 2, 29), s(), BERLIN,
-     utc(2027, 2, 26), 4, [utc(2027, 2, 28, 8)]),
-    ("birthday 29 Feb, leap year", "birthday", date(1992, 2, 29), s(), BERLIN,
-     utc(2028, 2, 26), 4, [utc(2028, 2, 29, 8)]),
-    ("birthday across the year boundary", "birthday", date(1980, 1, 1), s(time_of_day="00:30"),
-     TOKYO, utc(2026, 12, 31), 2, [utc(2026, 12, 31, 15, 30)]),
-    ("birthday on a DST day", "birthday", date(1970, 3, 8), s(time_of_day="02:30"), NY,
-     utc(2026, 3, 7), 3, [utc(2026, 3, 8, 7)]),
-    ("anniversary", "anniversary", date(2020, 5, 4), s(time_of_day="08:00"), NY,
-     utc(2026, 5, 3), 3, [utc(2026, 5, 4, 12)]),
-    ("anniversary never in its own year", "anniversary", date(2026, 5, 4), s(), NY,
-     utc(2026, 5, 3), 3, []),
-    ("scheduled 7 days before", "scheduled_date", date(2027, 1, 3), s(offset_days=-7), NY,
-     utc(2026, 12, 26), 3, [utc(2026, 12, 27, 14)]),
-    ("scheduled 30 days after", "scheduled_date", date(2026, 2, 1), s(offset_days=30), BERLIN,
-     utc(2026, 3, 2), 2, [utc(2026, 3, 3, 8)]),
-    ("scheduled only once", "scheduled_date", date(2026, 2, 1), s(), BERLIN,
-     utc(2027, 1, 31), 3, []),
-]  # fmt: skip
+    (
+        "birthday",
+        "birthday",
+        date(1990, 3, 10),
+        s(),
+        NY,
+        utc(2027, 3, 9),
+        3,
+        [utc(2027, 3, 10, 14)],
+    ),
+    (
+        "birthday 29 Feb, common year",
+        "birthday",
+        date(1992, 2, 29),
+        s(),
+        BERLIN,
+        utc(2027, 2, 26),
+        4,
+        [utc(2027, 2, 28, 8)],
+    ),
+    (
+        "birthday 29 Feb, leap year",
+        "birthday",
+        date(1992, 2, 29),
+        s(),
+        BERLIN,
+        utc(2028, 2, 26),
+        4,
+        [utc(2028, 2, 29, 8)],
+    ),
+    (
+        "birthday across the year boundary",
+        "birthday",
+        date(1980, 1, 1),
+        s(time_of_day="00:30"),
+        TOKYO,
+        utc(2026, 12, 31),
+        2,
+        [utc(2026, 12, 31, 15, 30)],
+    ),
+    (
+        "birthday on a DST day",
+        "birthday",
+        date(1970, 3, 8),
+        s(time_of_day="02:30"),
+        NY,
+        utc(2026, 3, 7),
+        3,
+        [utc(2026, 3, 8, 7)],
+    ),
+    (
+        "anniversary",
+        "anniversary",
+        date(2020, 5, 4),
+        s(time_of_day="08:00"),
+        NY,
+        utc(2026, 5, 3),
+        3,
+        [utc(2026, 5, 4, 12)],
+    ),
+    (
+        "anniversary never in its own year",
+        "anniversary",
+        date(2026, 5, 4),
+        s(),
+        NY,
+        utc(2026, 5, 3),
+        3,
+        [],
+    ),
+    (
+        "scheduled 7 days before",
+        "scheduled_date",
+        date(2027, 1, 3),
+        s(offset_days=-7),
+        NY,
+        utc(2026, 12, 26),
+        3,
+        [utc(2026, 12, 27, 14)],
+    ),
+    (
+        "scheduled 30 days after",
+        "scheduled_date",
+        date(2026, 2, 1),
+        s(offset_days=30),
+        BERLIN,
+        utc(2026, 3, 2),
+        2,
+        [utc(2026, 3, 3, 8)],
+    ),
+    (
+        "scheduled only once",
+        "scheduled_date",
+        date(2026, 2, 1),
+        s(),
+        BERLIN,
+        utc(2027, 1, 31),
+        3,
+        [],
+    ),
+]
 
 
 @pytest.mark.parametrize(
@@ -95,9 +184,14 @@ DATES = [
     ids=[d[0] for d in DATES],
 )
 def test_date_occurrences(
-    kind: str, value: date, settings: SimpleNamespace, tz: ZoneInfo, start: datetime,
-    days: int, expected: list[datetime],
-) -> None:  # fmt: skip
+    kind: str,
+    value: date,
+    settings: SimpleNamespace,
+    tz: ZoneInfo,
+    start: datetime,
+    days: int,
+    expected: list[datetime],
+) -> None:
     found = date_occurrences(kind, value, settings, tz, *window(start, days))
     assert [o.at for o in found] == expected
 
@@ -125,21 +219,57 @@ def test_month_days_include_29_february_on_28_in_common_years() -> None:
 
 
 CRONS = [
-    ("daily 09:00", "0 9 * * *", NY, utc(2026, 11, 1), 3,
-     [utc(2026, 11, 1, 14), utc(2026, 11, 2, 14), utc(2026, 11, 3, 14)]),
-    ("weekdays only", "0 9 * * 1-5", NY, utc(2026, 11, 27), 4,  # Fri..Mon
-     [utc(2026, 11, 27, 14), utc(2026, 11, 30, 14)]),
-    ("every 15 min in an hour", "*/15 9 * * *", BERLIN, utc(2026, 6, 1, 6), 1,
-     [utc(2026, 6, 1, 7, m) for m in (0, 15, 30, 45)]),
-    ("day of month OR weekday", "0 12 1 * 0", BERLIN, utc(2026, 10, 31), 3,  # Sun 1 Nov
-     [utc(2026, 11, 1, 11)]),
+    (
+        "daily 09:00",
+        "0 9 * * *",
+        NY,
+        utc(2026, 11, 1),
+        3,
+        [utc(2026, 11, 1, 14), utc(2026, 11, 2, 14), utc(2026, 11, 3, 14)],
+    ),
+    (
+        "weekdays only",
+        "0 9 * * 1-5",
+        NY,
+        utc(2026, 11, 27),
+        4,  # Fri..Mon
+        [utc(2026, 11, 27, 14), utc(2026, 11, 30, 14)],
+    ),
+    (
+        "every 15 min in an hour",
+        "*/15 9 * * *",
+        BERLIN,
+        utc(2026, 6, 1, 6),
+        1,
+        [utc(2026, 6, 1, 7, m) for m in (0, 15, 30, 45)],
+    ),
+    (
+        "day of month OR weekday",
+        "0 12 1 * 0",
+        BERLIN,
+        utc(2026, 10, 31),
+        3,  # Sun 1 Nov
+        [utc(2026, 11, 1, 11)],
+    ),
     ("Sunday as 7", "0 12 * * 7", BERLIN, utc(2026, 11, 7), 2, [utc(2026, 11, 8, 11)]),
-    ("last day of the year", "59 23 31 12 *", TOKYO, utc(2026, 12, 31), 1,
-     [utc(2026, 12, 31, 14, 59)]),
+    (
+        "last day of the year",
+        "59 23 31 12 *",
+        TOKYO,
+        utc(2026, 12, 31),
+        1,
+        [utc(2026, 12, 31, 14, 59)],
+    ),
     ("in a DST gap fires once", "30 2 * * *", NY, utc(2026, 3, 8), 1, [utc(2026, 3, 8, 7)]),
-    ("in a DST overlap fires once", "30 1 * * *", NY, utc(2026, 11, 1), 1,
-     [utc(2026, 11, 1, 5, 30)]),
-]  # fmt: skip
+    (
+        "in a DST overlap fires once",
+        "30 1 * * *",
+        NY,
+        utc(2026, 11, 1),
+        1,
+        [utc(2026, 11, 1, 5, 30)],
+    ),
+]
 
 
 @pytest.mark.parametrize(

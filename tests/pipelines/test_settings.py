@@ -1,4 +1,4 @@
-"""Trigger settings: defaults, ranges, time-trigger settings (SPEC §4, §7)."""
+"""Trigger settings: defaults, ranges, time-trigger settings (docs/contract.md §4, §7)."""
 
 from __future__ import annotations
 
@@ -36,32 +36,45 @@ def test_defaults_for_time_events() -> None:
 
 BAD: list[tuple[str, str, dict[str, Any], str]] = [
     ("enrollment limit", "tag_added", {"enrollment_limit": "twice"}, "/settings/enrollment_limit"),
-    ("cooldown on single", "tag_added", {"reenroll_cooldown_seconds": 60},
-     "/settings/reenroll_cooldown_seconds"),
-    ("negative cooldown", "tag_added", {"enrollment_limit": "multiple",
-                                        "reenroll_cooldown_seconds": -1},
-     "/settings/reenroll_cooldown_seconds"),
+    (
+        "cooldown on single",
+        "tag_added",
+        {"reenroll_cooldown_seconds": 60},
+        "/settings/reenroll_cooldown_seconds",
+    ),
+    (
+        "negative cooldown",
+        "tag_added",
+        {"enrollment_limit": "multiple", "reenroll_cooldown_seconds": -1},
+        "/settings/reenroll_cooldown_seconds",
+    ),
     ("flag not bool", "tag_added", {"log_non_matches": "yes"}, "/settings"),
     ("unknown key", "tag_added", {"colour": "red"}, "/settings/colour"),
-    ("time key on business event", "tag_added", {"time_of_day": "09:00"},
-     "/settings/time_of_day"),
+    ("time key on business event", "tag_added", {"time_of_day": "09:00"}, "/settings/time_of_day"),
     ("anniversary without field", "anniversary", {}, "/settings/date_field"),
     ("bad time of day", "birthday", {"time_of_day": "25:00"}, "/settings/time_of_day"),
-    ("offset too large", "scheduled_date", {"date_field": "d", "offset_days": 99999},
-     "/settings/offset_days"),
-    ("offset not int", "scheduled_date", {"date_field": "d", "offset_days": 1.5},
-     "/settings/offset_days"),
+    (
+        "offset too large",
+        "scheduled_date",
+        {"date_field": "d", "offset_days": 99999},
+        "/settings/offset_days",
+    ),
+    (
+        "offset not int",
+        "scheduled_date",
+        {"date_field": "d", "offset_days": 1.5},
+        "/settings/offset_days",
+    ),
     ("catch up too long", "birthday", {"catch_up_hours": 1000}, "/settings/catch_up_hours"),
     ("recurring without schedule", "recurring_schedule", {}, "/settings"),
     ("cron and every", "recurring_schedule", {"cron": "0 9 * * *", "every": 2}, "/settings"),
     ("cron 4 fields", "recurring_schedule", {"cron": "0 9 * *"}, "/settings/cron"),
     ("cron minute 60", "recurring_schedule", {"cron": "60 9 * * *"}, "/settings/cron"),
     ("cron junk", "recurring_schedule", {"cron": "0 9 * * mon;rm"}, "/settings/cron"),
-    ("bad weekday", "recurring_schedule", {"days_of_week": ["funday"]},
-     "/settings/days_of_week"),
+    ("bad weekday", "recurring_schedule", {"days_of_week": ["funday"]}, "/settings/days_of_week"),
     ("every zero", "recurring_schedule", {"every": 0}, "/settings/every"),
     ("settings not object", "tag_added", ["single"], "/settings"),  # type: ignore[list-item]
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("event", "raw", "pointer"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
@@ -77,8 +90,16 @@ def test_cron_expressions_accepted(cron: str) -> None:
     assert parse_settings({"cron": cron}, BY_NAME["recurring_schedule"]).cron == cron
 
 
-BAD_CRON = ["*/0 * * * *", "5-1 * * * *", "0 24 * * *", "0 9 0 * *", "0 9 * 13 *", "0 9 * * 8",
-            "1-2-3 * * * *", "0 9 * * */99"]  # fmt: skip
+BAD_CRON = [
+    "*/0 * * * *",
+    "5-1 * * * *",
+    "0 24 * * *",
+    "0 9 0 * *",
+    "0 9 * 13 *",
+    "0 9 * * 8",
+    "1-2-3 * * * *",
+    "0 9 * * */99",
+]
 
 
 @pytest.mark.parametrize("cron", BAD_CRON)

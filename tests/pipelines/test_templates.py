@@ -130,12 +130,15 @@ def test_unknown_template_is_refused() -> None:
     ("overrides", "title", "pointer"),
     [
         ({"colour": "red"}, errors.INVALID_TEMPLATE_OVERRIDE, "/overrides/colour"),
-        ({"trigger_event": "tag_removed"}, errors.INVALID_TEMPLATE_OVERRIDE,
-         "/overrides/trigger_event"),
+        (
+            {"trigger_event": "tag_removed"},
+            errors.INVALID_TEMPLATE_OVERRIDE,
+            "/overrides/trigger_event",
+        ),
         ({"conditions": {"field": "tag"}}, errors.INVALID_FILTER, "/overrides/conditions"),
         ({"settings": ["single"]}, errors.INVALID_SETTINGS, "/overrides/settings"),
     ],
-)  # fmt: skip
+)
 def test_malformed_overrides_are_refused(
     overrides: dict[str, Any], title: str, pointer: str
 ) -> None:
@@ -148,20 +151,27 @@ def test_malformed_overrides_are_refused(
 @pytest.mark.parametrize(
     ("template_id", "overrides", "title"),
     [
-        ("hot_lead_tag_added",
-         {"conditions": [{"field": "tag", "operator": "resembles", "value": "x"}]},
-         errors.INVALID_OPERATOR),
+        (
+            "hot_lead_tag_added",
+            {"conditions": [{"field": "tag", "operator": "resembles", "value": "x"}]},
+            errors.INVALID_OPERATOR,
+        ),
         ("deal_lost_win_back", {"min_deal_value": "a lot"}, errors.INVALID_VALUE),
         ("deal_lost_win_back", {"ignored_reasons": []}, errors.INVALID_VALUE),
         ("birthday_greeting", {"time_of_day": "9am"}, errors.INVALID_SETTINGS),
         ("renewal_reminder", {"date_field": None}, errors.INVALID_SETTINGS),
         ("form_follow_up", {"settings": {"enrollment_limit": "always"}}, errors.INVALID_SETTINGS),
-        ("hot_lead_tag_added",
-         {"conditions": [{"field": "tag", "operator": "equals", "value": str(i)}
-                         for i in range(20)]},
-         errors.TOO_MANY_CONDITIONS),
+        (
+            "hot_lead_tag_added",
+            {
+                "conditions": [
+                    {"field": "tag", "operator": "equals", "value": str(i)} for i in range(20)
+                ]
+            },
+            errors.TOO_MANY_CONDITIONS,
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_override_values_fail_the_normal_validation(
     template_id: str, overrides: dict[str, Any], title: str
 ) -> None:

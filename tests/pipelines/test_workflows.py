@@ -12,9 +12,16 @@ from pipelines.workflows import check_actions, check_transition
 
 @pytest.mark.parametrize(
     ("current", "wanted"),
-    [("draft", "active"), ("active", "paused"), ("paused", "active"), ("active", "draft"),
-     ("paused", "draft"), ("draft", "draft"), ("active", "active")],
-)  # fmt: skip
+    [
+        ("draft", "active"),
+        ("active", "paused"),
+        ("paused", "active"),
+        ("active", "draft"),
+        ("paused", "draft"),
+        ("draft", "draft"),
+        ("active", "active"),
+    ],
+)
 def test_allowed_transitions(current: str, wanted: str) -> None:
     check_transition(current, wanted)
 

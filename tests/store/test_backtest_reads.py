@@ -31,16 +31,20 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
 
 
 def fill(client: redis.Redis, times: list[int]) -> list[str]:
-    return [client.xadd(STREAM, {"event": b"{}"}, id=f"{ms}-{i}").decode()  # type: ignore[union-attr]
-            for i, ms in enumerate(times)]  # fmt: skip
+    return [
+        client.xadd(STREAM, {"event": b"{}"}, id=f"{ms}-{i}").decode()  # type: ignore[union-attr]
+        for i, ms in enumerate(times)
+    ]
 
 
 def window(redis_url: str, start: int, end: int, page: int) -> list[list[str]]:
     async def go() -> list[list[str]]:
         conn = async_client(redis_url)
         try:
-            return [[e[0].decode() for e in p]
-                    async for p in ranges.read_window(conn, STREAM, start, end, page)]  # fmt: skip
+            return [
+                [e[0].decode() for e in p]
+                async for p in ranges.read_window(conn, STREAM, start, end, page)
+            ]
         finally:
             await conn.aclose()
 
@@ -68,8 +72,9 @@ def test_the_window_starts_inclusive_and_ends_exclusive(
 def test_a_failed_read_leaves_the_gc_on(client: redis.Redis) -> None:
     account = uuid.uuid4()
     config = validate_trigger("contact", "tag_added", None, None)
-    spec = spec_from_config(config, trigger_id=uuid.uuid4(), workflow_id=uuid.uuid4(),
-                            account_id=account)  # fmt: skip
+    spec = spec_from_config(
+        config, trigger_id=uuid.uuid4(), workflow_id=uuid.uuid4(), account_id=account
+    )
 
     async def go() -> Any:
         conn = async_client("redis://127.0.0.1:1/0")  # nothing listens there
@@ -95,8 +100,11 @@ def test_a_reader_left_midway_does_not_poison_the_pool(client: redis.Redis, redi
             first = await anext(pages)
             await pages.aclose()
             assert await conn.ping()
-            again = [e[0].decode() async for p in ranges.read_window(conn, STREAM, 0, 10_000, 3)
-                     for e in p]  # fmt: skip
+            again = [
+                e[0].decode()
+                async for p in ranges.read_window(conn, STREAM, 0, 10_000, 3)
+                for e in p
+            ]
             return [e[0].decode() for e in first], again
         finally:
             await conn.aclose()

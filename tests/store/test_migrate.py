@@ -22,9 +22,15 @@ from tests.support.db import Db
 from tests.support.servers import fresh_database
 
 TABLES = {
-    "accounts", "api_keys", "workflows", "workflow_triggers", "trigger_audit_log", "contacts",
-    "workflow_enrollments", "trigger_execution_logs",
-}  # fmt: skip
+    "accounts",
+    "api_keys",
+    "workflows",
+    "workflow_triggers",
+    "trigger_audit_log",
+    "contacts",
+    "workflow_enrollments",
+    "trigger_execution_logs",
+}
 
 
 @pytest.fixture
@@ -132,8 +138,10 @@ def _add_contacts(database: Db, states: list[dict[str, Any]]) -> uuid.UUID:
         for state in states:
             await conn.execute(
                 "INSERT INTO contacts (account_id, contact_id, state) VALUES ($1, $2, $3)",
-                account, uuid.uuid4(), state,
-            )  # fmt: skip
+                account,
+                uuid.uuid4(),
+                state,
+            )
         return account
 
     result: uuid.UUID = database.run(work)

@@ -28,8 +28,13 @@ async def _seed(conn: Any, account_id: uuid.UUID, trigger_id: uuid.UUID) -> None
         await conn.execute(
             "INSERT INTO time_agenda (trigger_id, contact_id, occurrence, account_id, field,"
             " day, due_at, status) VALUES ($1, $2, $3, $4, 'birthday', '2000-01-01', $5, $6)",
-            trigger_id, uuid.uuid4(), occurrence, account_id, due, status,
-        )  # fmt: skip
+            trigger_id,
+            uuid.uuid4(),
+            occurrence,
+            account_id,
+            due,
+            status,
+        )
     for occurrence, due, status in (
         ("old-done", NOW - timedelta(days=30), "done"),
         ("old-pending", NOW - timedelta(days=30), "pending"),
@@ -37,14 +42,22 @@ async def _seed(conn: Any, account_id: uuid.UUID, trigger_id: uuid.UUID) -> None
         await conn.execute(
             "INSERT INTO recurring_runs (trigger_id, occurrence, account_id, due_at, status)"
             " VALUES ($1, $2, $3, $4, $5)",
-            trigger_id, occurrence, account_id, due, status,
-        )  # fmt: skip
+            trigger_id,
+            occurrence,
+            account_id,
+            due,
+            status,
+        )
     for hour in (NOW - timedelta(days=500), NOW - timedelta(days=30)):
         await conn.execute(
             "INSERT INTO trigger_stats (account_id, workflow_id, trigger_id, hour,"
             " latency_ms) VALUES ($1, $2, $3, $4, $5)",
-            account_id, uuid.uuid4(), trigger_id, hour, [0] * BUCKETS,
-        )  # fmt: skip
+            account_id,
+            uuid.uuid4(),
+            trigger_id,
+            hour,
+            [0] * BUCKETS,
+        )
 
 
 def test_scheduler_prunes_what_nothing_needs_any_more(
@@ -80,5 +93,6 @@ def test_scheduler_prunes_what_nothing_needs_any_more(
         == 2 + 4
     )
     db_sync.run(lambda c: c.execute("DELETE FROM time_agenda WHERE account_id = $1", t.account_id))
-    db_sync.run(lambda c: c.execute("DELETE FROM recurring_runs WHERE account_id = $1",
-                                     t.account_id))  # fmt: skip
+    db_sync.run(
+        lambda c: c.execute("DELETE FROM recurring_runs WHERE account_id = $1", t.account_id)
+    )

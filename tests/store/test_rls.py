@@ -1,5 +1,5 @@
-"""Row-level security (issue 7): as the API's role, a connection sees and writes only the rows
-of the account it names, and nothing at all when it names none."""
+"""Row-level security (docs/operations.md §10): as the API's role, a connection sees and writes only
+the rows of the account it names, and nothing at all when it names none."""
 
 from __future__ import annotations
 
@@ -15,10 +15,21 @@ from store.db import API_ROLE, TenantPool
 from tests.support.db import Db
 
 TENANT_TABLES = (
-    "accounts", "api_keys", "workflows", "workflow_triggers", "trigger_audit_log", "contacts",
-    "workflow_enrollments", "trigger_execution_logs", "contact_dates", "time_agenda",
-    "recurring_runs", "trigger_stats", "ingest_outbox", "idempotency_keys",
-)  # fmt: skip
+    "accounts",
+    "api_keys",
+    "workflows",
+    "workflow_triggers",
+    "trigger_audit_log",
+    "contacts",
+    "workflow_enrollments",
+    "trigger_execution_logs",
+    "contact_dates",
+    "time_agenda",
+    "recurring_runs",
+    "trigger_stats",
+    "ingest_outbox",
+    "idempotency_keys",
+)
 OWNER_ONLY = ("schema_migrations", "repeatable_migrations", "enrollment_outbox", "time_watermarks")
 
 
@@ -30,13 +41,16 @@ async def _two_accounts(conn: Any) -> tuple[uuid.UUID, uuid.UUID]:
         workflow = await store.insert_workflow(conn, account_id, f"wf {name}", "", [])
         await conn.execute(
             "INSERT INTO contacts (account_id, contact_id, state) VALUES ($1, $2, '{}')",
-            account_id, uuid.uuid4(),
-        )  # fmt: skip
+            account_id,
+            uuid.uuid4(),
+        )
         await conn.execute(
             "INSERT INTO trigger_execution_logs (account_id, workflow_id, trigger_id, event_type,"
             " matched) VALUES ($1, $2, $3, 'contact.tag_added', true)",
-            account_id, workflow["id"], uuid.uuid4(),
-        )  # fmt: skip
+            account_id,
+            workflow["id"],
+            uuid.uuid4(),
+        )
         made.append(account_id)
     return made[0], made[1]
 
@@ -65,13 +79,18 @@ def test_a_connection_sees_only_the_account_it_names(db_sync: Db) -> None:
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
             await conn.execute(
                 "INSERT INTO workflows (id, account_id, name) VALUES ($1, $2, 'sneaky')",
-                uuid.uuid4(), b,
-            )  # fmt: skip
+                uuid.uuid4(),
+                b,
+            )
 
     db_sync.run(check)
     # the owner (actors, CLI) still sees both
-    assert db_sync.value("SELECT count(DISTINCT account_id) FROM workflows WHERE account_id"
-                         " = ANY($1)", [a, b]) == 2  # fmt: skip
+    assert (
+        db_sync.value(
+            "SELECT count(DISTINCT account_id) FROM workflows WHERE account_id = ANY($1)", [a, b]
+        )
+        == 2
+    )
 
 
 def test_the_apis_pool_is_limited_to_the_callers_account(db_sync: Db) -> None:

@@ -40,9 +40,12 @@ def test_a_batch_enrolls_publishes_dead_letters_and_acks_without_redis(
     tenant: Callable[..., Tenant], db_sync: Db, database_url: str
 ) -> None:
     t = tenant()
-    workflow, _ = active_workflow(t.client, "contact", "tag_added",
-                                  {"logic": "AND", "conditions": [
-                                      {"field": "tag", "operator": "equals", "value": "vip"}]})  # fmt: skip
+    workflow, _ = active_workflow(
+        t.client,
+        "contact",
+        "tag_added",
+        {"logic": "AND", "conditions": [{"field": "tag", "operator": "equals", "value": "vip"}]},
+    )
     contact = uuid.uuid4()
     broker = MemoryBroker()
     hit = event(t.account_id, "contact.tag_added", contact, tag="vip")
@@ -59,19 +62,31 @@ def test_a_batch_enrolls_publishes_dead_letters_and_acks_without_redis(
         t.account_id,
     )
     assert [(r["contact_id"], str(r["event_id"])) for r in rows] == [(contact, hit["event_id"])]
-    published = [decode_enrollment(f[names.ENROLLMENT_FIELD.encode()])
-                 for _, f in broker.entries(names.ENROLLMENTS_STREAM)]  # fmt: skip
+    published = [
+        decode_enrollment(f[names.ENROLLMENT_FIELD.encode()])
+        for _, f in broker.entries(names.ENROLLMENTS_STREAM)
+    ]
     assert [(p.id, p.workflow_id, p.status) for p in published] == [
-        (rows[0]["id"], uuid.UUID(workflow["id"]), "triggered")]  # fmt: skip
-    assert db_sync.fetch("SELECT * FROM enrollment_outbox WHERE enrollment_id = $1", rows[0]["id"]) == []
+        (rows[0]["id"], uuid.UUID(workflow["id"]), "triggered")
+    ]
+    assert (
+        db_sync.fetch("SELECT * FROM enrollment_outbox WHERE enrollment_id = $1", rows[0]["id"])
+        == []
+    )
     dead = [decode_dead_letter(f) for _, f in broker.entries(names.DLQ_STREAM)]
     assert [(d.stream, d.code) for d in dead] == [
-        (STREAM, DeadLetter.INVALID_JSON), (STREAM, DeadLetter.MISSING_EVENT_FIELD)]  # fmt: skip
+        (STREAM, DeadLetter.INVALID_JSON),
+        (STREAM, DeadLetter.MISSING_EVENT_FIELD),
+    ]
     assert dead[0].event == b"{not json"
     assert broker.streams[STREAM].pending == {}  # everything acknowledged
     stats = worker.stats()
     assert (stats["events"], stats["enrolled"], stats["published"], stats["dead_lettered"]) == (
-        2, 1, 1, 2)  # fmt: skip
+        2,
+        1,
+        1,
+        2,
+    )
     assert worker.mode is ReadMode.NEW
 
 

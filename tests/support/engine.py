@@ -31,9 +31,15 @@ def partition_actors(settings: Settings) -> Iterator[Partitions]:
     assert settings.redis_url is not None
     shards = publish_shards(settings.redis_url, settings.shards)
     group = Partitions.start(
-        PARTITIONS, shards, settings.database_url, settings.redis_url,
-        block_ms=50, housekeeping_s=0.5, claim_idle_ms=5_000, max_deliveries=3,
-    )  # fmt: skip
+        PARTITIONS,
+        shards,
+        settings.database_url,
+        settings.redis_url,
+        block_ms=50,
+        housekeeping_s=0.5,
+        claim_idle_ms=5_000,
+        max_deliveries=3,
+    )
     yield group
     group.stop()
 
@@ -43,8 +49,9 @@ def clockless_scheduler(settings: Settings, partitions: Partitions) -> Iterator[
     """The scheduler actor with no clock of its own: tests call tick(now) with the time."""
     assert settings.database_url is not None
     assert settings.redis_url is not None
-    config = SchedulerConfig(partitions.shards, settings.database_url, settings.redis_url,
-                             batch=10, autorun=False)  # fmt: skip
+    config = SchedulerConfig(
+        partitions.shards, settings.database_url, settings.redis_url, batch=10, autorun=False
+    )
     handle = start_scheduler(config)
     yield handle
     ray.get(handle.stop.remote())

@@ -50,8 +50,9 @@ def tenant_factory(db_sync: Db, api_url: str) -> Iterator[Callable[..., Tenant]]
     yield make
     for t in made:
         t.client.close()
-    db_sync.run(lambda c: c.execute("DELETE FROM accounts WHERE id = ANY($1)",
-                                     [t.account_id for t in made]))  # fmt: skip
+    db_sync.run(
+        lambda c: c.execute("DELETE FROM accounts WHERE id = ANY($1)", [t.account_id for t in made])
+    )
 
 
 tenants = contextlib.contextmanager(tenant_factory)  # with tenants(db_sync, url) as make: ...
@@ -105,9 +106,13 @@ def active_workflow(
     workflow = client.post("/workflows", json={"name": f"on {trigger_event}"}).json()
     trigger = client.post(
         f"/workflows/{workflow['id']}/trigger",
-        json={"trigger_type": trigger_type, "trigger_event": trigger_event,
-              "filters": filters, "settings": settings or {}},
-    )  # fmt: skip
+        json={
+            "trigger_type": trigger_type,
+            "trigger_event": trigger_event,
+            "filters": filters,
+            "settings": settings or {},
+        },
+    )
     assert trigger.status_code == 201, trigger.text
     if status != "draft":
         moved = client.patch(f"/workflows/{workflow['id']}", json={"status": "active"})

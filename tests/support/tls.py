@@ -28,9 +28,10 @@ class Pki:
 
 def _key_pem(key: ec.EllipticCurvePrivateKey, password: bytes | None = None) -> bytes:
     encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password) if password else
-        serialization.NoEncryption()
-    )  # fmt: skip
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
+    )
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
     )
@@ -83,9 +84,12 @@ def make_pki(where: Path) -> Pki:
     for name, content in files.items():
         (where / name).write_bytes(content)
     return Pki(
-        where / "cert.pem", where / "key.pem", where / "other-key.pem",
-        where / "encrypted-key.pem", where / "not-pem.txt",
-    )  # fmt: skip
+        where / "cert.pem",
+        where / "key.pem",
+        where / "other-key.pem",
+        where / "encrypted-key.pem",
+        where / "not-pem.txt",
+    )
 
 
 def tls_1_1_client() -> ssl.SSLContext:

@@ -27,8 +27,11 @@ class Up:
         with self.output.open("w") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "hairtrigger.cli", "up", "--port", str(self.port), *args],
-                env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                env=env,
+                cwd=cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
     def wait_healthy(self) -> None:
         def healthy() -> bool:
