@@ -35,7 +35,7 @@ from pipelines.enrollment import (
 )
 from pipelines.index import TriggerIndex, TriggerSpec
 from pipelines.messages import Event, Rejected, decode_batch, encode_enrollment
-from pipelines.metrics import Registry, Sink, by_tag, distribution, total
+from pipelines.metrics import Registry, Sink
 from pipelines.projection import Contact
 from pipelines.reasons import Blocked, DeadLetter
 from pipelines.sharding import shard_for, shards_of
@@ -463,21 +463,21 @@ class PartitionWorker:
 
     def stats(self) -> dict[str, Any]:
         """The counts since start, read from the metrics registry (the one tally)."""
-        snap = self.metrics.snapshot()
-        batches = distribution([snap], sm.BATCH_SIZE)
-        blocked = by_tag(snap, sm.BLOCKED, "reason")
+        m = self.metrics
         return {
             "partition": self.config.partition,
             "shards": self.shards,
             "triggers": self.index.trigger_count(),
-            "batches": batches.count if batches is not None else 0,
-            "events": int(total(snap, sm.CONSUMED)),
-            "matched": int(total(snap, sm.MATCHED)),
-            "enrolled": int(total(snap, sm.ENROLLED)),
-            "published": int(total(snap, sm.PUBLISHED)),
-            "dead_lettered": int(total(snap, sm.DEAD_LETTERED)),
-            "errors": int(total(snap, sm.BATCH_ERRORS)),
-            "blocked": {Blocked(code).text: int(n) for code, n in blocked.items()},
+            "batches": int(m.total(sm.BATCH_SIZE)),
+            "events": int(m.total(sm.CONSUMED)),
+            "matched": int(m.total(sm.MATCHED)),
+            "enrolled": int(m.total(sm.ENROLLED)),
+            "published": int(m.total(sm.PUBLISHED)),
+            "dead_lettered": int(m.total(sm.DEAD_LETTERED)),
+            "errors": int(m.total(sm.BATCH_ERRORS)),
+            "blocked": {
+                Blocked(code).text: int(n) for code, n in m.by_tag(sm.BLOCKED, "reason").items()
+            },
         }
 
 

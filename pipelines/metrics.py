@@ -119,6 +119,23 @@ class Registry:
             for value in values:
                 self.sink.observe(series.metric, value, named)
 
+    def total(self, name: str) -> float:
+        """A counter's sum over its series, or how many values a histogram observed. Cheap and
+        safe to call from another thread than the recording one (it copies before it reads)."""
+        series = self._series[name]
+        if series.metric.kind == "histogram":
+            return float(sum(sum(b.counts) for b in list(series.buckets.values())))
+        return float(sum(list(series.values.values())))
+
+    def by_tag(self, name: str, tag: str) -> dict[str, float]:
+        """A counter's totals per value of one tag."""
+        series = self._series[name]
+        at = series.metric.tag_keys.index(tag)
+        out: dict[str, float] = {}
+        for key, value in list(series.values.items()):
+            out[key[at]] = out.get(key[at], 0) + value
+        return out
+
     def snapshot(self) -> dict[str, Any]:
         """{name: {"kind", "tag_keys", "boundaries"?, "series": [...]}} as plain data."""
         out: dict[str, Any] = {}

@@ -325,3 +325,20 @@ def test_retention_losses_carry_the_trimmed_code() -> None:
     from streams.base import trimmed
 
     assert trimmed("hairtrigger:events:1", "1-0").code is DeadLetter.TRIMMED
+
+
+def test_registry_totals_equal_the_snapshot_totals() -> None:
+    """stats() reads these; /stats reads snapshots: one tally, two views that must agree."""
+    reg = Registry(sm.PARTITION_METRICS)
+    reg.inc(sm.BLOCKED, 2, partition=0, shard="1", reason="cooldown")
+    reg.inc(sm.BLOCKED, 3, partition=0, shard="2", reason="cooldown")
+    reg.inc(sm.BLOCKED, 1, partition=0, shard="2", reason="already_enrolled")
+    reg.observe_many(sm.BATCH_SIZE, [5, 500, 7], partition=0)
+    snap = reg.snapshot()
+    assert reg.total(sm.BLOCKED) == total(snap, sm.BLOCKED) == 6
+    assert reg.by_tag(sm.BLOCKED, "reason") == by_tag(snap, sm.BLOCKED, "reason")
+    assert reg.by_tag(sm.BLOCKED, "reason") == {"cooldown": 5, "already_enrolled": 1}
+    batches = distribution([snap], sm.BATCH_SIZE)
+    assert batches is not None
+    assert reg.total(sm.BATCH_SIZE) == batches.count == 3
+    assert reg.total(sm.PUBLISHED) == 0
