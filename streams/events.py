@@ -63,11 +63,16 @@ class Router:
         self, client: Redis, keys: Sequence[tuple[uuid.UUID | str, uuid.UUID | str | None]]
     ) -> list[str]:
         """The stream of each (account_id, contact_id)."""
-        spread = await self._spreads(client, {str(a).lower() for a, _ in keys})
+        accounts = [str(a).lower() for a, _ in keys]
+        spread = await self._spreads(client, set(accounts))
         return [
-            names.events_stream(shard_for(a, self.shards, c, spread[str(a).lower()]))
-            for a, c in keys
+            names.events_stream(shard_for(a, self.shards, c, spread[a]))
+            for a, (_, c) in zip(accounts, keys, strict=True)
         ]
+
+    def home_stream(self, account_id: uuid.UUID | str) -> str:
+        """The account's home shard stream, where its events go when the spread is unknown."""
+        return names.events_stream(shard_for(account_id, self.shards))
 
     async def _spreads(self, client: Redis, accounts: Iterable[str]) -> dict[str, int]:
         now = time.monotonic()

@@ -16,9 +16,7 @@ from api.problems import PROBLEM_RESPONSES, ApiError
 from api.schemas import Accepted, EventIn
 from pipelines import errors
 from pipelines.messages import KNOWN_EVENT_TYPES, encode_event
-from pipelines.sharding import shard_for
 from store import ingest as outbox
-from streams import names
 from streams.errors import StreamError
 from streams.events import Router, add_events
 
@@ -68,7 +66,7 @@ async def _routed(request: Request, events: list[EventIn]) -> tuple[list[outbox.
         streams, reachable = await router.streams(request.app.state.redis, keys), True
     except StreamError as exc:
         log.warning("Redis unreachable, holding %d events: %s", len(events), exc)
-        streams = [names.events_stream(shard_for(e.account_id, router.shards)) for e in events]
+        streams = [router.home_stream(e.account_id) for e in events]
         reachable = False
     batch = [
         (e.account_id, stream, encode_event(e.model_dump(mode="json", exclude_none=True)))
@@ -82,7 +80,7 @@ async def _hold_if_needed(
     redis: RedisDep,
     account_id: uuid.UUID,
     batch: list[outbox.Held],
-    reachable: bool = True,
+    reachable: bool,
 ) -> bool:
     """XADD the batch; when Redis is unreachable, or the account already has events held (they
     must go first), keep it in the ingest outbox instead. True when held."""
