@@ -23,6 +23,7 @@ import platform
 import sys
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,11 @@ from loadtest.scratch import scratch, value
 from pipelines.config import Settings
 from pipelines.demo import make_events
 from pipelines.messages import encode_event
-from pipelines.sharding import shard_for
 from store import db
 from store.migrate import migrate
 from streams import names
 from streams.clients import SyncRedis, sync_client
-from streams.events import add_events_sync
+from streams.events import Router, add_events_sync
 from streams.meta import publish_shards
 from streams.shards import GROUP
 
@@ -46,6 +46,7 @@ CHUNK = 2000
 TICK = 0.01
 DRAIN_TIMEOUT = 900.0
 Item = tuple[str, bytes]  # (stream, encoded envelope)
+Route = Callable[[Sequence[tuple[uuid.UUID, str]]], list[str]]
 
 
 async def prepare(url: str, accounts: int) -> list[uuid.UUID]:
@@ -57,14 +58,16 @@ async def prepare(url: str, accounts: int) -> list[uuid.UUID]:
     return [(await demo.seed(url))[0] for _ in range(accounts)]
 
 
-def make_items(accounts: list[uuid.UUID], shards: int, counts: list[int]) -> list[list[Item]]:
-    """Realistic events spread evenly over the accounts, interleaved; one list per count."""
+def make_items(accounts: list[uuid.UUID], route: Route, counts: list[int]) -> list[list[Item]]:
+    """Realistic events spread evenly over the accounts, interleaved; one list per count.
+    `route` gives each (account, contact) its stream, as every producer does."""
     total, k = sum(counts), len(accounts)
     streams: list[list[Item]] = []
     for i, account_id in enumerate(accounts):
         n = total // k + (i < total % k)
-        stream = names.events_stream(shard_for(account_id, shards))
-        streams.append([(stream, encode_event(e)) for e in make_events(account_id, n, seed=i)])
+        events = make_events(account_id, n, seed=i)
+        names_ = route([(account_id, e["data"]["contact_id"]) for e in events])
+        streams.append([(st, encode_event(e)) for st, e in zip(names_, events, strict=True)])
     mixed = [x for group in itertools.zip_longest(*streams) for x in group if x is not None]
     bounds = list(itertools.accumulate(counts, initial=0))
     return [mixed[a:b] for a, b in itertools.pairwise(bounds)]
@@ -168,7 +171,9 @@ def run(settings: Settings, args: argparse.Namespace, client: SyncRedis) -> list
     url = settings.database_url
     shards = publish_shards(settings.redis_url, settings.shards)
     accounts = asyncio.run(prepare(url, args.accounts))
-    preload, paced = make_items(accounts, shards, [args.preload, args.rate * args.seconds])
+    router = Router(shards)
+    route: Route = lambda keys: router.streams_sync(client, keys)  # noqa: E731
+    preload, paced = make_items(accounts, route, [args.preload, args.rate * args.seconds])
     for i in range(0, len(preload), CHUNK):
         xadd(client, preload[i : i + CHUNK])
     batch = WorkerConfig(0, args.partitions, shards, url, settings.redis_url).batch_size

@@ -35,6 +35,9 @@ class PartitionStore:
     async def all_specs(self) -> list[TriggerSpec]:
         return await config_sync.all_specs(self.pool)
 
+    async def account_specs(self, account_ids: list[uuid.UUID]) -> list[TriggerSpec]:
+        return await config_sync.account_specs(self.pool, account_ids)
+
     async def specs_since(self, version: int) -> list[TriggerSpec]:
         return await config_sync.specs_since(self.pool, version)
 

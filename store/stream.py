@@ -76,7 +76,9 @@ async def write_batch(
     evaluated: Mapping[TriggerKey, int] | None = None,
 ) -> list[Enrollment]:
     """Projection upserts, enrollments, logs and per-trigger stats in one transaction; returns
-    the enrollments actually inserted (a redelivered event inserts none)."""
+    the enrollments actually inserted (a redelivered event inserts none). `shard_of`: the
+    shard each event id came from, whose partition publishes its enrollments if the batch
+    cannot."""
     async with conn.transaction():
         if contacts:
             await _upsert_contacts(conn, contacts)
@@ -162,7 +164,7 @@ async def _insert_enrollments(
         [e.event_data for e in enrollments],
         [e.single for e in enrollments],
         [e.ingested_at for e in enrollments],
-        [shard_of[e.account_id] for e in enrollments],
+        [shard_of[e.event_id] for e in enrollments],
     )
     return {r["id"]: r["enrolled_at"] for r in rows}
 
