@@ -38,7 +38,7 @@ from pipelines.messages import Event, Rejected, decode_batch, encode_enrollment
 from pipelines.metrics import Registry, Sink
 from pipelines.projection import Contact
 from pipelines.reasons import Blocked, DeadLetter
-from pipelines.sharding import account_shards, shards_of
+from pipelines.sharding import account_shards, shard_for, shards_of
 from pipelines.spread import EMPTY, SpreadView, auto_factor
 from pipelines.trigger_stats import TriggerKey
 from store.partition import PartitionStore
@@ -51,6 +51,9 @@ from streams.shards import RedisShards
 log = logging.getLogger(__name__)
 
 HOURS_TTL_S = 30.0
+# A misrouted event re-reads the spread view at most this often: a producer still on an old
+# factor (it keeps one a few seconds) must not cost a Redis read per batch.
+MISROUTED_REFRESH_S = 0.05
 # The servers' own failures: retried as they are, never blamed on the batch.
 SERVER_ERRORS = (StreamError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -131,6 +134,7 @@ class PartitionWorker:
         self._held: dict[tuple[int, int], list[Entry]] = {}
         self._drained: set[tuple[int, int]] = set()
         self._cursor: dict[str, str] = {}  # pending entries already read in this pass
+        self._homes: dict[uuid.UUID, int] = {}
         self._rate: Counter[uuid.UUID] = Counter()
         self._rate_since = time.monotonic()
         self._hours: dict[uuid.UUID, BusinessHours] = {}
@@ -251,11 +255,13 @@ class PartitionWorker:
             raise
         log.info("%s: took on %d accounts", self.consumer, len(accounts))
 
-    async def _sync_spread(self) -> None:
+    async def _sync_spread(self, refresh_s: float | None = None) -> None:
         """Follow spread changes: take on the accounts that now route here, let go of those
         that no longer do, and forget cached contacts of every account that moved (another
         partition may have changed them meanwhile)."""
-        if time.monotonic() - self._view_at < self.config.spread_refresh_s:
+        if refresh_s is None:
+            refresh_s = self.config.spread_refresh_s
+        if time.monotonic() - self._view_at < refresh_s:
             return
         view = await self._stream().spread_view(self.config.shards)
         self._view_at = time.monotonic()
@@ -338,6 +344,8 @@ class PartitionWorker:
         events, rejected = _decode(entries)
         events, unknown = await self._known_accounts(events, entries)
         await self._stream().dead_letter(rejected + unknown)
+        if self._misrouted(events):  # a producer knows of a change this view does not yet
+            await self._sync_spread(refresh_s=MISROUTED_REFRESH_S)
         events, entries = await self._hold_back_moved(events, entries)
         arriving = {e.envelope.account_id for e in events} - self._loaded
         if arriving:  # events can come before this partition's view of the spread does
@@ -351,6 +359,24 @@ class PartitionWorker:
             await self._publish_or_leave([e for e in batch.inserted if e.status == "triggered"])
         await self._stream().ack((s, i) for s, i, _ in entries)
         self._tally(batch, len(entries))
+
+    def _misrouted(self, events: list[Event]) -> bool:
+        """Did any event come on another shard than this partition's view of the spread
+        routes it to?"""
+        view, shards, shard_of = self._view, self.config.shards, self._shard_of
+        homes = self._homes
+        for e in events:
+            account = e.envelope.account_id
+            factor = view.factors.get(account, 1)
+            if factor == 1:
+                home = homes.get(account)
+                if home is None:
+                    home = homes[account] = shard_for(account, shards)
+                if home != shard_of[e.stream]:
+                    return True
+            elif shard_for(account, shards, e.contact_id, factor) != shard_of[e.stream]:
+                return True
+        return False
 
     async def _hold_back_moved(
         self, events: list[Event], entries: list[Entry]
@@ -540,6 +566,8 @@ class PartitionWorker:
                 await chore()
             except SERVER_ERRORS as exc:
                 log.warning("%s: %s failed: %r", self.consumer, chore.__name__, exc)
+        held = [(s, i) for entries in self._held.values() for s, i, _ in entries]
+        await self._stream().touch(held)  # held back on purpose, not abandoned
         return await self._stream().claim_abandoned(self.config.claim_idle_ms)
 
     async def _reconcile(self) -> None:

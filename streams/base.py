@@ -68,6 +68,10 @@ class Shards(Protocol):
     async def publish(self, payloads: list[bytes]) -> None:
         """Encoded enrollment entries to the enrollments stream."""
 
+    async def touch(self, ids: Iterable[tuple[str, str]]) -> None:
+        """Mark own pending entries as just delivered, without counting a delivery: entries
+        held back on purpose are then never taken for abandoned."""
+
     async def claim_abandoned(self, idle_ms: int) -> bool:
         """Take over entries idle on consumers that are gone; True if any were claimed."""
 

@@ -174,6 +174,13 @@ class MemoryShards:
         if self.on_dead_letter is not None:
             self.on_dead_letter(rejected)
 
+    async def touch(self, ids: Iterable[tuple[str, str]]) -> None:
+        now = time.monotonic()
+        for name, entry_id in ids:
+            pending = self._stream(name).pending.get(entry_id)
+            if pending is not None and pending.consumer == self.consumer:
+                pending.delivered_at = now
+
     async def publish(self, payloads: list[bytes]) -> None:
         for payload in payloads:
             self.broker.add(names.ENROLLMENTS_STREAM, {names.ENROLLMENT_FIELD: payload})

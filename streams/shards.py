@@ -133,6 +133,17 @@ class RedisShards:
                 pipe.xack(name, GROUP, *entry_ids)
             await pipe.execute()
 
+    async def touch(self, ids: Iterable[tuple[str, str]]) -> None:
+        by_stream: dict[str, list[Any]] = {}
+        for name, entry_id in ids:
+            by_stream.setdefault(name, []).append(entry_id)
+        if not by_stream:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name, entry_ids in by_stream.items():  # JUSTID: the delivery count stays
+                pipe.xclaim(name, GROUP, self.consumer, 0, entry_ids, justid=True)
+            await pipe.execute()
+
     async def publish(self, payloads: list[bytes]) -> None:
         await publish_enrollments(self.redis, payloads)
 

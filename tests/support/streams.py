@@ -68,8 +68,11 @@ class Streams:
                     return False
         return True
 
-    def wait_drained(self) -> None:
-        wait_until(self.drained, "the shards to drain")
+    def wait_drained(self, timeout: float | None = None) -> None:
+        if timeout is None:
+            wait_until(self.drained, "the shards to drain")
+        else:
+            wait_until(self.drained, "the shards to drain", timeout=timeout)
 
 
 def stream_events(client: redis.Redis, account_id: uuid.UUID) -> list[dict[str, Any]]:
