@@ -173,9 +173,10 @@ async def _insert_logs(conn: Conn, logs: list[LogEntry]) -> list[Decision]:
     """Insert what is new; the decisions actually recorded."""
     rows = await conn.fetch(
         "INSERT INTO trigger_execution_logs (account_id, workflow_id, trigger_id, contact_id,"
-        " event_id, event_type, matched, enrolled, failure_reason, details)"
-        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[],"
-        " $6::text[], $7::bool[], $8::bool[], $9::text[], $10::jsonb[])"
+        " event_id, event_type, matched, enrolled, failure_reason, details, occurred_at)"
+        " SELECT a, w, t, c, e, ty, m, en, f, d, coalesce(o, now()) FROM unnest($1::uuid[],"
+        " $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::bool[], $8::bool[],"
+        " $9::text[], $10::jsonb[], $11::timestamptz[]) AS u(a, w, t, c, e, ty, m, en, f, d, o)"
         " ON CONFLICT DO NOTHING RETURNING account_id, workflow_id, trigger_id, matched, enrolled,"
         " failure_reason",
         [g.account_id for g in logs],
@@ -188,6 +189,7 @@ async def _insert_logs(conn: Conn, logs: list[LogEntry]) -> list[Decision]:
         [g.enrolled for g in logs],
         [g.failure_reason for g in logs],
         [g.details for g in logs],
+        [g.occurred_at for g in logs],
     )
     return [
         Decision(
