@@ -51,7 +51,7 @@ def test_a_spread_account_is_consumed_by_every_partition_and_enrolls_exactly(
             s
             for s in range(streams.shards)
             if any(
-                str(t.account_id).encode() in f[names.EVENT_FIELD.encode()]
+                str(t.account_id).encode() in f.get(names.EVENT_FIELD.encode(), b"")
                 for _, f in r.xrange(names.events_stream(s))
             )
         }
