@@ -31,6 +31,7 @@ from pipelines.enrollment import (
     Match,
     PairKey,
     decide,
+    enrollment_id,
     evaluate,
 )
 from pipelines.index import TriggerIndex, TriggerSpec
@@ -351,12 +352,13 @@ class PartitionWorker:
         if arriving:  # events can come before this partition's view of the spread does
             await self._take_on(arriving)
         batch = Batch(events)
+        redelivered = self.mode is not ReadMode.NEW
         if events:
             await self._match(batch)
             await self._read_policy_inputs(batch)
             self._decide(batch)
             await self._write(batch)
-            await self._publish_or_leave([e for e in batch.inserted if e.status == "triggered"])
+            await self._publish_committed(batch, redelivered)
         await self._stream().ack((s, i) for s, i, _ in entries)
         self._tally(batch, len(entries))
 
@@ -488,13 +490,11 @@ class PartitionWorker:
         )
 
     async def _write(self, batch: Batch) -> None:
-        """One transaction: projection, enrollments (and their outbox rows), logs, stats."""
-        shard_of = {e.envelope.event_id: self._shard_of[e.stream] for e in batch.events}
+        """One transaction: projection, enrollments, logs, stats."""
         batch.inserted = await self._db().write_batch(
             {k: batch.working[k] for k in batch.changed},
             batch.enrollments,
             batch.logs + batch.decided,
-            shard_of,
             batch.evaluated,
         )
         batch.committed_ms = time.time() * 1000
@@ -538,15 +538,44 @@ class PartitionWorker:
         for key in missing:
             self._contacts[key] = found.get(key) or Contact()
 
-    async def _publish(self, items: list[tuple[uuid.UUID, bytes]]) -> None:
-        """Enrollments to the enrollments stream, then out of the outbox."""
+    async def _publish(self, items: list[tuple[uuid.UUID, bytes]], held: bool = True) -> None:
+        """Enrollments to the enrollments stream, then (`held`: they came from it) out of the
+        outbox."""
         if items:
             await self._stream().publish([payload for _, payload in items])
-            await self._db().mark_published([i for i, _ in items])
+            if held:
+                await self._db().mark_published([i for i, _ in items])
             self.metrics.inc(sm.PUBLISHED, len(items), partition=self.config.partition)
 
-    async def _publish_or_leave(self, enrollments: list[Enrollment]) -> None:
-        await self._publish_items_or_leave([(e.id, encode_enrollment(e)) for e in enrollments])
+    async def _publish_committed(self, batch: Batch, redelivered: bool) -> None:
+        """The batch's new enrollments to the stream, before its entries are acknowledged. A
+        redelivered batch also publishes again those its matches had committed before (its
+        first delivery may have stopped between commit and publish: the entry ids are the
+        same, so consumers dedupe). When the stream does not take them, outbox rows keep them
+        for housekeeping and the batch goes on; when Postgres does not take those either, the
+        batch fails and is delivered again."""
+        items = [
+            (e.id, e.event_id, encode_enrollment(e))
+            for e in batch.inserted
+            if e.status == "triggered"
+        ]
+        if redelivered:
+            fresh = {e.id for e in batch.inserted}
+            ids = {
+                enrollment_id(m.event.envelope.event_id, m.trigger.workflow_id, m.event.contact_id)
+                for m in batch.matches
+            }
+            items += await self._db().committed_entries(sorted(ids - fresh))
+        if not items:
+            return
+        try:
+            await self._publish([(i, payload) for i, _, payload in items], held=False)
+        except SERVER_ERRORS as exc:
+            shard_of = {e.envelope.event_id: self._shard_of[e.stream] for e in batch.events}
+            await self._db().hold_unpublished([(i, shard_of[event]) for i, event, _ in items])
+            log.warning(
+                "%s: %d enrollments left in the outbox (%s)", self.consumer, len(items), exc
+            )
 
     async def _publish_items_or_leave(self, items: list[tuple[uuid.UUID, bytes]]) -> None:
         """Publishing can fail without failing the batch: what is committed stays in the
