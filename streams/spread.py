@@ -150,10 +150,11 @@ async def set_spread(
 ) -> Change:
     """Set an account's factor (bounded to 1..shards). `how`: "pin" (an operator's value, which
     auto-spread keeps), "unpin" (back to auto, the factor kept), or "auto" (auto-spread's own
-    change, refused for a pinned account). Raises SpreadSettling while the last move settles."""
+    change, refused for a pinned account). Raises SpreadSettling, when the factor would change,
+    while the last move settles (pinning or unpinning alone is always let through)."""
     view = await read_view(client, shards)
     move = view.moves.get(account_id)
-    if move is not None:
+    if move is not None and bounded(spread, shards) != view.factor(account_id):
         for shard in account_shards(account_id, shards, move.old):
             if not await drained_through(client, shard, move.cutoff_ms):
                 raise SpreadSettling(account_id, move)

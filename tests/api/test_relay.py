@@ -14,12 +14,16 @@ import pytest
 import redis
 
 from api import relay
+from pipelines.sharding import shard_for
 from store import accounts, db, ingest
 from streams import names
 from streams.clients import gateway_client
+from streams.events import Router
 from tests.support import servers
+from tests.support.factories import event
 
 EVENTS = 20
+SPREAD = 4
 
 
 @pytest.fixture
@@ -96,3 +100,45 @@ def test_relay_survives_its_backend_killed_between_xadd_and_delete(
     asyncio.run(_scenario(fresh_database, redis_url, stream))
     with redis.Redis.from_url(redis_url) as client:
         assert not client.exists(stream)
+
+
+async def _relay_routes(database_url: str, redis_url: str, shards: int) -> dict[str, list[str]]:
+    """Hold a spread account's events for its home stream (as the gateway does when Redis is
+    unreachable), then relay them with a router: where did each land?"""
+    pool = await db.create_pool(database_url)
+    client = gateway_client(redis_url)
+    try:
+        account_id = uuid.uuid4()
+        while not 8 <= shard_for(account_id, shards) < shards - SPREAD:  # shards no one uses
+            account_id = uuid.uuid4()
+        await accounts.create_account(pool, "relay spread", "UTC", account_id)
+        await client.hset(names.SPREAD_KEY, str(account_id), SPREAD)
+        router = Router(shards, ttl_s=0)
+        held = [event(account_id, "contact.tag_added", tag="x") for _ in range(40)]
+        home = router.home_stream(account_id)
+        await ingest.hold(pool, [(account_id, home, orjson.dumps(e)) for e in held])
+        assert await relay.relay_once(pool, client, router) == len(held)
+        keys = [(e["account_id"], e["data"]["contact_id"]) for e in held]
+        found: dict[str, list[str]] = {}
+        for e, want in zip(held, await router.streams(client, keys), strict=True):
+            entries = await client.xrange(want)
+            ids = [orjson.loads(f[names.EVENT_FIELD.encode()])["event_id"] for _, f in entries]
+            found.setdefault(want, []).extend(i for i in ids if i == e["event_id"])
+        await client.hdel(names.SPREAD_KEY, str(account_id))
+        for name in found:
+            await client.delete(name)
+        return found
+    finally:
+        await client.aclose()
+        await pool.close()
+
+
+def test_the_relay_routes_held_events_by_the_spread_of_now(
+    fresh_database: str, redis_url: str
+) -> None:
+    """Events held with their home stream go where the router sends them when relayed: each
+    on its contact's shard of a spread account, every one of them once."""
+    found = asyncio.run(_relay_routes(fresh_database, redis_url, 64))
+    assert sum(len(ids) for ids in found.values()) == 40
+    assert all(len(set(ids)) == len(ids) for ids in found.values())
+    assert len(found) > 1  # spread over several shards, not only home

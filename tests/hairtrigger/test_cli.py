@@ -10,10 +10,12 @@ import uuid
 from typing import Any
 
 import pytest
+import redis
 
 from pipelines import scopes
 from store import accounts
 from store.migrate import migration_files
+from streams import names
 from tests.support.db import Db
 
 
@@ -74,6 +76,9 @@ def test_accounts_and_keys_create_print_json(cli: Any, db_sync: Db) -> None:
         (("keys", "create", "--account", "not-a-uuid"), "not a UUID"),
         (("keys", "create", "--account", str(uuid.uuid4())), "no account"),
         (("keys", "create", "--account", str(uuid.uuid4()), "--scopes", "root"), "unknown scope"),
+        (("accounts", "spread", "not-a-uuid", "2"), "not a UUID"),
+        (("accounts", "spread", str(uuid.uuid4()), "2"), "no account"),
+        (("accounts", "spread", str(uuid.uuid4()), "wide"), "whole number or 'auto'"),
     ],
 )
 def test_cli_mistakes_exit_2_with_a_message(cli: Any, args: tuple[str, ...], message: str) -> None:
@@ -81,3 +86,34 @@ def test_cli_mistakes_exit_2_with_a_message(cli: Any, args: tuple[str, ...], mes
     assert done.returncode == 2
     assert message in done.stderr
     assert done.stdout == ""
+
+
+def test_accounts_spread_sets_pins_and_unpins(cli: Any, db_sync: Db, settings: Any) -> None:
+    """`accounts spread ID N` prints {account_id, spread} and pins the factor; `auto` unpins
+    it; a factor beyond the shard count is refused (docs/contract.md §3)."""
+    made = json.loads(cli("accounts", "create", "Spread Co").stdout)
+    account = made["account_id"]
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        done = cli("accounts", "spread", account, "2")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {"account_id": account, "spread": 2}
+        assert client.hget(names.SPREAD_KEY, account) == b"2"
+        assert client.sismember(names.SPREAD_PINNED_KEY, account)
+        shards = int(client.hget(names.META_KEY, names.META_SHARDS_FIELD))  # type: ignore[arg-type]
+        too_wide = cli("accounts", "spread", account, str(shards + 1))
+        assert too_wide.returncode == 2
+        assert "between 1 and the shard count" in too_wide.stderr
+        settling = cli("accounts", "spread", account, "1")  # the move to 2 has not settled
+        assert settling.returncode == 2
+        assert "try again shortly" in settling.stderr
+        back = cli("accounts", "spread", account, "auto")
+        assert back.returncode == 0, back.stderr
+        assert json.loads(back.stdout) == {"account_id": account, "spread": 2}
+        assert not client.sismember(names.SPREAD_PINNED_KEY, account)
+    finally:
+        client.hdel(names.SPREAD_KEY, account)
+        client.hdel(names.SPREAD_MOVES_KEY, account)
+        client.srem(names.SPREAD_PINNED_KEY, account)
+        client.close()
+        db_sync.run(lambda c: c.execute("DELETE FROM accounts WHERE id = $1", uuid.UUID(account)))
