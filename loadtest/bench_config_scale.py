@@ -79,13 +79,14 @@ def bulk_workflow(i: int, size: int) -> tuple[str, list[dict[str, Any]], dict[st
     identifying = frozenset(BY_NAME[event].identifying)
     varied = _vary(filters, identifying, str((i // len(EVENTS)) % vocabulary))
     other = str((i * 7) % vocabulary)
-    actions: list[dict[str, Any]] = [
+    choices: list[list[dict[str, Any]]] = [
         [{"type": "send_email"}],
         [{"type": "wait"}, {"type": "send_sms"}],
         [{"type": "send_email"}, {"type": "add_tag", "tag": f"hot-lead-{other}"}],
         [{"type": "update_field", "field": f"lead_score-{other}", "value": 90}],
         [{"type": "webhook", "url": "https://example.com/hook"}, {"type": "notify_user"}],
-    ][i % 5]
+    ]
+    actions = choices[i % 5]
     trigger = {
         "trigger_type": trigger_type,
         "trigger_event": event,
@@ -99,12 +100,12 @@ def measured_workflow(k: int, size: int) -> tuple[list[dict[str, Any]], dict[str
     """A new workflow of the sample loop: its own tag starts it (nothing leads back to it), and
     its actions reach into the bulk, so the loop check follows real edges."""
     other = str(k % _vocabulary(size))
-    actions = [
+    actions: list[dict[str, Any]] = [
         {"type": "send_email"},
         {"type": "add_tag", "tag": f"hot-lead-{other}"},
         {"type": "update_field", "field": f"lead_score-{other}", "value": 90},
     ]
-    trigger = {
+    trigger: dict[str, Any] = {
         "trigger_type": "contact",
         "trigger_event": "tag_added",
         "filters": all_of(cond("tag", "equals", f"bench-{k}")),
