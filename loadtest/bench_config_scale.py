@@ -6,8 +6,8 @@ triggers and in one of 10,000, over real HTTP against the real app.
 Each account's workflows are loaded through the store's own writes (not 10,000 HTTP calls):
 active, every one with a realistic trigger (one per catalog event in turn, their identifying
 values drawn from a vocabulary that grows with the account, about two workflows per value) and
-actions of which some emit events other workflows listen to, so the loop check has edges to
-follow. The pushes go to an in-process trigger index holding every trigger of both accounts
+actions, one in five of which emits an event two other workflows listen to: the loop check has
+edges to follow, and a change reaches about as many workflows in either account. The pushes go to an in-process trigger index holding every trigger of both accounts
 (what a partition actor applies, without Ray's hop, which costs the same at any size).
 
 One sample per size, the sizes taking turns: a draft workflow gets a trigger and is activated
@@ -56,7 +56,7 @@ EVENTS = sorted(REALISTIC)
 
 
 def _vocabulary(size: int) -> int:
-    return max(1, size // (len(EVENTS) * PER_VALUE))
+    return max(1, round(size / (len(EVENTS) * PER_VALUE)))
 
 
 def _vary(node: dict[str, Any], identifying: frozenset[str], suffix: str) -> dict[str, Any]:
@@ -83,10 +83,15 @@ def bulk_workflow(i: int, size: int) -> tuple[str, list[dict[str, Any]], dict[st
         [{"type": "send_email"}],
         [{"type": "wait"}, {"type": "send_sms"}],
         [{"type": "send_email"}, {"type": "add_tag", "tag": f"hot-lead-{other}"}],
-        [{"type": "update_field", "field": f"lead_score-{other}", "value": 90}],
         [{"type": "webhook", "url": "https://example.com/hook"}, {"type": "notify_user"}],
+        [{"type": "send_email"}, {"type": "wait"}, {"type": "send_email"}],
+        [{"type": "update_field", "field": f"lead_score-{other}", "value": 90}],
+        [{"type": "send_sms"}],
+        [{"type": "add_tag", "tag": f"contacted-{other}"}],  # nobody listens
+        [{"type": "wait"}, {"type": "webhook", "url": "https://example.com/hook"}],
+        [{"type": "notify_user"}],
     ]
-    actions = choices[i % 5]
+    actions = choices[i % len(choices)]
     trigger = {
         "trigger_type": trigger_type,
         "trigger_event": event,

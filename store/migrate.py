@@ -18,6 +18,9 @@ A database migrated before the repeatables existed (0004 created the functions i
 repeatable_migrations: its first migrate() applies the repeatables, which replace the functions
 by the same definitions (nothing is rebuilt then) and records their checksums; the numbered
 migrations it already applied, 0004 included, are skipped as always.
+
+Then the data SQL cannot compute is filled in: the loop keys of triggers saved before 0012
+(store.workflows.fill_loop_keys; a no-op once they are).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import logging
 from importlib import resources
 
 import asyncpg
+
+from store.workflows import fill_loop_keys
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +134,8 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
                 await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
             log.info("applied migration %s", version)
             applied_now.append(version)
+        if filled := await fill_loop_keys(conn):
+            log.info("filed %d triggers under their loop keys", filled)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_ID)
     return applied_now
