@@ -7,8 +7,9 @@ Each account's workflows are loaded through the store's own writes (not 10,000 H
 active, every one with a realistic trigger (one per catalog event in turn, their identifying
 values drawn from a vocabulary that grows with the account, about two workflows per value) and
 actions, one in five of which emits an event two other workflows listen to: the loop check has
-edges to follow, and a change reaches about as many workflows in either account. The pushes go to an in-process trigger index holding every trigger of both accounts
-(what a partition actor applies, without Ray's hop, which costs the same at any size).
+edges to follow, and a change reaches about as many workflows in either account. The pushes go
+to an in-process trigger index holding every trigger of both accounts (what a partition actor
+applies, without Ray's hop, which costs the same at any size).
 
 One sample per size, the sizes taking turns: a draft workflow gets a trigger and is activated
 (measured: the activation), another is activated and then gets its trigger (measured: the
