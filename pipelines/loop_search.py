@@ -13,7 +13,9 @@ the three-valued filter do:
 - else it is filed under its event.
 
 Keys are 64-bit hashes of the account and the key's text: a collision only adds a candidate,
-which the filters then judge as before. Triggers of events no action emits get no keys."""
+which the filters then judge as before. Triggers of events no action emits get no keys.
+Stored keys follow these rules: a migration that changes them must set every trigger's keys
+to NULL, so that migrate() files them again (store.workflows.fill_loop_keys)."""
 
 from __future__ import annotations
 

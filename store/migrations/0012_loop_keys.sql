@@ -6,7 +6,7 @@ ALTER TABLE workflow_triggers ADD COLUMN loop_keys bigint[];
 CREATE INDEX workflow_triggers_loop_keys ON workflow_triggers USING gin (loop_keys)
     WITH (fastupdate = off) WHERE deleted_at IS NULL AND is_active;
 CREATE INDEX workflow_triggers_loop_keys_missing ON workflow_triggers (account_id, trigger_event)
-    WHERE loop_keys IS NULL AND deleted_at IS NULL AND is_active;
+    WHERE loop_keys IS NULL AND deleted_at IS NULL;
 -- Every config change stamps all of the workflow's triggers, deleted ones too
 -- (store.config_sync.bump): the live-only indexes cannot serve that, a scan of the table did.
 CREATE INDEX workflow_triggers_workflow ON workflow_triggers (workflow_id);
