@@ -170,7 +170,7 @@ class Reach:
         self._frontier = ring
 
     def cycle(self) -> list[Step] | None:
-        if self.start is None:
+        if self.start is None or not self._closed:  # nothing reachable leads back
             return None
         ordered = sorted(self.nodes.values(), key=lambda n: n.rank)
         return find_cycle(ordered, self.start.workflow_id)
