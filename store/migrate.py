@@ -19,7 +19,7 @@ repeatable_migrations: its first migrate() applies the repeatables, which replac
 by the same definitions (nothing is rebuilt then) and records their checksums; the numbered
 migrations it already applied, 0004 included, are skipped as always.
 
-Then the data SQL cannot compute is filled in: the loop keys of triggers saved before 0012
+Then the data SQL cannot compute is filled in: the loop keys of triggers saved before 0013
 (store.workflows.fill_loop_keys; a no-op once they are).
 """
 

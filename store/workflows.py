@@ -211,7 +211,7 @@ async def loop_listeners(
     """The account's active workflows, other than `known`, whose live, active trigger is filed
     under one of the loop `keys`, or has no keys yet and listens to one of `events`; the
     columns of loop_node. Only for the account the connection works for (a SQL function past
-    the policies, so that the keys' index serves it: migration 0012)."""
+    the policies, so that the keys' index serves it: migration 0013)."""
     rows = await conn.fetch(
         "SELECT * FROM hairtrigger_loop_listeners($1, $2::bigint[], $3::text[], $4::uuid[])",
         account_id,
