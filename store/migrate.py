@@ -35,6 +35,8 @@ from store.workflows import fill_loop_keys
 
 log = logging.getLogger(__name__)
 
+# The migration that adds the column fill_loop_keys fills.
+_LOOP_KEYS = "0013_loop_keys"
 # Any fixed 64-bit number: two processes migrating at once queue on it instead of racing.
 _LOCK_ID = 0x4861697254726967
 
@@ -134,7 +136,7 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
                 await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
             log.info("applied migration %s", version)
             applied_now.append(version)
-        if filled := await fill_loop_keys(conn):
+        if _LOOP_KEYS in done | set(applied_now) and (filled := await fill_loop_keys(conn)):
             log.info("filed %d triggers under their loop keys", filled)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_ID)
