@@ -52,11 +52,17 @@ class Partitions:
         return self._handles[partition]
 
     def owner(self, account_id: uuid.UUID) -> Any:
+        """The actor of the account's home shard."""
         return self.handle(partition_for(shard_for(account_id, self.shards), self.partitions))
 
     async def push(self, account_id: uuid.UUID, specs: list[TriggerSpec]) -> None:
-        """Hand changed triggers to the actor that owns the account; returns once applied."""
-        await self.owner(account_id).apply_config.remote(specs)
+        """Hand changed triggers to every partition; returns once all have applied them. A
+        spread account lives on several partitions, and which ones can change at any moment
+        (docs/contract.md §3): each partition applies what concerns the accounts it holds, and
+        the calls run side by side, so this costs one round trip whatever the count."""
+        await asyncio.gather(
+            *(self.handle(p).apply_config.remote(specs) for p in range(self.partitions))
+        )
 
     def stats(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = ray.get(

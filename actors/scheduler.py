@@ -30,6 +30,7 @@ from pipelines.sharding import shard_for
 from pipelines.time_events import lookup_keys, time_event, zone
 from store import config_sync, db, stream
 from store import schedule as store
+from store.ageout import Report, Retention, age_out
 from store.stats import queued_enrollments
 from streams.clients import AsyncRedis, async_client
 from streams.events import Router, add_events, publish_enrollments
@@ -52,6 +53,9 @@ class SchedulerConfig:
     plan_ahead: timedelta = timedelta(hours=36)
     batch: int = 5000
     autorun: bool = True  # False: only explicit tick(now) calls (tests with a fake clock)
+    # Logs and ended enrollments that age out (docs/operations.md §15), hourly on the real
+    # clock in run(); None: nothing ages out.
+    retention: Retention | None = None
 
 
 @dataclass(slots=True)
@@ -75,6 +79,7 @@ class SchedulerWorker:
         self._router = Router(config.shards)
         self._stopping = asyncio.Event()
         self._pruned_at: datetime | None = None
+        self._aged_at: datetime | None = None
 
     async def start(self) -> None:
         self._pool = await db.create_pool(self.config.database_url, 1, 4)
@@ -90,6 +95,7 @@ class SchedulerWorker:
         while not self._stopping.is_set():
             try:
                 await self.tick(datetime.now(UTC))
+                await self._age_out_hourly(datetime.now(UTC))
             except Exception as exc:  # servers away: the next tick tries again
                 log.warning("scheduler tick failed (%s: %s)", type(exc).__name__, exc)
             with contextlib.suppress(TimeoutError):
@@ -134,6 +140,24 @@ class SchedulerWorker:
         removed = await store.prune(self._need_pool(), done_before, now - KEEP_STATS)
         if any(removed.values()):
             log.info("scheduler pruned %s", removed)
+
+    async def _age_out_hourly(self, now: datetime) -> None:
+        if self.config.retention is None:
+            return
+        if self._aged_at is not None and now - self._aged_at < PRUNE_EVERY:
+            return
+        self._aged_at = now
+        await self.age_out(now)
+
+    async def age_out(self, now: datetime) -> Report:
+        """Make the coming partitions, drop those past retention (or skip them while the
+        tables are busy: the next round tries again), move ended enrollments to the history."""
+        assert self.config.retention is not None, "no retention configured"
+        async with self._need_pool().acquire() as conn:
+            report = await age_out(conn, self.config.retention, now)
+        if report.dropped or report.skipped or report.moved or report.deleted or report.pruned:
+            log.info("aged out %s", report)
+        return report
 
     def _window(
         self, spec: TriggerSpec, now: datetime, mark: datetime | None

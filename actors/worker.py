@@ -31,6 +31,7 @@ from pipelines.enrollment import (
     Match,
     PairKey,
     decide,
+    enrollment_id,
     evaluate,
 )
 from pipelines.index import TriggerIndex, TriggerSpec
@@ -38,7 +39,8 @@ from pipelines.messages import Event, Rejected, decode_batch, encode_enrollment
 from pipelines.metrics import Registry, Sink
 from pipelines.projection import Contact
 from pipelines.reasons import Blocked, DeadLetter
-from pipelines.sharding import shard_for, shards_of
+from pipelines.sharding import account_shards, shard_for, shards_of
+from pipelines.spread import EMPTY, SpreadView, auto_factor
 from pipelines.trigger_stats import TriggerKey
 from store.partition import PartitionStore
 from streams import names
@@ -50,6 +52,9 @@ from streams.shards import RedisShards
 log = logging.getLogger(__name__)
 
 HOURS_TTL_S = 30.0
+# A misrouted event re-reads the spread view at most this often: a producer still on an old
+# factor (it keeps one a few seconds) must not cost a Redis read per batch.
+MISROUTED_REFRESH_S = 0.05
 # The servers' own failures: retried as they are, never blamed on the batch.
 SERVER_ERRORS = (StreamError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -71,6 +76,11 @@ class WorkerConfig:
     retention_s: float = 7 * 86400.0  # shard entries older than this are trimmed (0: never)
     stream_max_len: int = 0  # approximate length cap per shard stream (0: none)
     trim_every_s: float = 60.0
+    spread_refresh_s: float = 1.0  # how old this partition's view of spread factors may be
+    # Auto-spread (docs/operations.md §12): an account sending one partition more events per
+    # second than this, over a window, is spread twice as wide (0: never).
+    auto_spread_events_s: float = 3000.0
+    auto_spread_window_s: float = 10.0
 
 
 class ReadMode(Enum):
@@ -114,8 +124,20 @@ class PartitionWorker:
         self.index = TriggerIndex()
         self.mode = ReadMode.PENDING  # a (re)started consumer first finishes what it held
         self._contacts: dict[ContactKey, Contact] = {}
-        self._shard_of: dict[uuid.UUID, int] = {}
+        self._shard_of = {names.events_stream(s): s for s in self.shards}
         self._accounts: set[uuid.UUID] = set()
+        # Spread (docs/contract.md §3): the accounts whose triggers the index holds, the view
+        # of factors it was chosen by, and the events of moved contacts held back until their
+        # old shard has caught up, by (old shard, cutoff).
+        self._loaded: set[uuid.UUID] = set()
+        self._view: SpreadView = EMPTY
+        self._view_at = -1e9
+        self._held: dict[tuple[int, int], list[Entry]] = {}
+        self._drained: set[tuple[int, int]] = set()
+        self._cursor: dict[str, str] = {}  # pending entries already read in this pass
+        self._homes: dict[uuid.UUID, int] = {}
+        self._rate: Counter[uuid.UUID] = Counter()
+        self._rate_since = time.monotonic()
         self._hours: dict[uuid.UUID, BusinessHours] = {}
         self._hours_at: dict[uuid.UUID, float] = {}
         self._stopping = asyncio.Event()
@@ -181,11 +203,14 @@ class PartitionWorker:
         self._ready.set()
 
     async def _rebuild(self) -> None:
+        self._view = await self._stream().spread_view(self.config.shards)
+        self._view_at = time.monotonic()
         specs = await self._db().all_specs()
         self.index.apply_many(s for s in specs if self._owns(s.account_id))
         newest = max((s.sync_version for s in specs), default=0)
         self._reconcile_from = self._newest_version = newest
         self._accounts = await self._db().known_accounts(None)
+        self._loaded = {a for a in self._accounts if self._owns(a)}
         gc.freeze()  # the index is long-lived: keep it out of every later collection
         log.info("%s: index rebuilt, %d live triggers", self.consumer, self.index.trigger_count())
 
@@ -198,17 +223,66 @@ class PartitionWorker:
         return self._streams
 
     def _owns(self, account_id: uuid.UUID) -> bool:
-        return self._shard(account_id) in self.shards
-
-    def _shard(self, account_id: uuid.UUID) -> int:
-        shard = self._shard_of.get(account_id)
-        if shard is None:
-            shard = self._shard_of[account_id] = shard_for(account_id, self.config.shards)
-        return shard
+        """Does one of this partition's shards carry the account under its spread factor?"""
+        spread = self._view.factor(account_id)
+        mine = self._shard_of.values()
+        return any(s in mine for s in account_shards(account_id, self.config.shards, spread))
 
     async def apply_config(self, specs: Iterable[TriggerSpec]) -> int:
-        """Apply trigger changes from the gateway; stale versions are ignored."""
-        return sum(self.index.apply(s) for s in specs if self._owns(s.account_id))
+        """Apply trigger changes from the gateway to the accounts this partition holds, or
+        now should (a new account: the rest of its triggers are then read from Postgres);
+        changes of other accounts are ignored, and so are stale versions."""
+        specs = list(specs)
+        arriving = {
+            s.account_id
+            for s in specs
+            if s.account_id not in self._loaded and self._owns(s.account_id)
+        }
+        self._loaded |= arriving
+        applied = sum(self.index.apply(s) for s in specs if s.account_id in self._loaded)
+        if arriving:
+            await self._take_on(arriving)
+        return applied
+
+    async def _take_on(self, accounts: set[uuid.UUID]) -> None:
+        """Load the triggers of accounts whose events now reach this partition. They count as
+        held before the read, so a push that arrives meanwhile is applied, and the read's
+        older versions of it are then ignored."""
+        self._loaded |= accounts
+        try:
+            self.index.apply_many(await self._db().account_specs(sorted(accounts)))
+        except BaseException:
+            self._loaded -= accounts
+            raise
+        log.info("%s: took on %d accounts", self.consumer, len(accounts))
+
+    async def _sync_spread(self, refresh_s: float | None = None) -> None:
+        """Follow spread changes: take on the accounts that now route here, let go of those
+        that no longer do, and forget cached contacts of every account that moved (another
+        partition may have changed them meanwhile)."""
+        if refresh_s is None:
+            refresh_s = self.config.spread_refresh_s
+        if time.monotonic() - self._view_at < refresh_s:
+            return
+        view = await self._stream().spread_view(self.config.shards)
+        self._view_at = time.monotonic()
+        old, self._view = self._view, view
+        changed = {
+            a
+            for a in old.factors.keys() | view.factors.keys() | view.moves.keys()
+            if old.factor(a) != view.factor(a) or old.moves.get(a) != view.moves.get(a)
+        }
+        if not changed:
+            return
+        for key in [k for k in self._contacts if k[0] in changed]:
+            del self._contacts[key]
+        for account in changed & self._loaded:
+            if not self._owns(account):
+                self._loaded.discard(account)
+                self.index.drop_account(account)
+        arriving = {a for a in changed - self._loaded if self._owns(a) and a in self._accounts}
+        if arriving:
+            await self._take_on(arriving)
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -218,7 +292,7 @@ class PartitionWorker:
             try:
                 if time.monotonic() >= next_housekeeping:
                     if await self._housekeeping() and self.mode is ReadMode.NEW:
-                        self.mode = ReadMode.PENDING  # claimed entries are now ours
+                        self._reread(ReadMode.PENDING)  # claimed entries are now ours
                     next_housekeeping = time.monotonic() + self.config.housekeeping_s
                 await self.step()
                 failures = 0
@@ -226,7 +300,7 @@ class PartitionWorker:
                 self.metrics.inc(sm.BATCH_ERRORS, partition=self.config.partition)
                 failures += 1
                 outage = _is_outage(exc)
-                self.mode = ReadMode.PENDING if outage else ReadMode.ONE_BY_ONE
+                self._reread(ReadMode.PENDING if outage else ReadMode.ONE_BY_ONE)
                 log.warning(
                     "%s: batch failed (%s: %s)",
                     self.consumer,
@@ -238,40 +312,127 @@ class PartitionWorker:
                 await self._wait_for_servers()
 
     async def step(self) -> None:
-        """Read one batch in the current mode and process it."""
-        entries = await self._read()
+        """Read one batch in the current mode and process it (after the held-back events
+        whose old shard has caught up)."""
+        await self._sync_spread()
+        entries = await self._released() + await self._read()
         if entries:
             await self._process(entries)
+
+    def _reread(self, mode: ReadMode) -> None:
+        """Start again from this consumer's own pending entries (held-back ones included)."""
+        self.mode, self._cursor, self._held = mode, {}, {}
 
     async def _read(self) -> list[Entry]:
         c, streams = self.config, self._stream()
         if self.mode is ReadMode.NEW:
             return await streams.read_new(c.batch_size, c.block_ms)
         if self.mode is ReadMode.PENDING:
-            entries, pending = await streams.read_pending(c.batch_size)
+            entries, last = await streams.read_pending(c.batch_size, after=self._cursor)
         else:
-            entries, pending = [], False
+            entries, last = [], {}
             for name in streams.streams:  # one entry of one stream: only the culprit can fail
-                entries, pending = await streams.read_pending(1, [name])
-                if pending:
+                entries, last = await streams.read_pending(1, [name], self._cursor)
+                if last:
                     break
-        if not pending:
-            self.mode = ReadMode.NEW
+        # Held-back entries stay pending: the cursor keeps one pass from reading them again.
+        self._cursor.update(last)
+        if not last:
+            self.mode, self._cursor = ReadMode.NEW, {}
         return entries
 
     async def _process(self, entries: list[Entry]) -> None:
         events, rejected = _decode(entries)
         events, unknown = await self._known_accounts(events, entries)
         await self._stream().dead_letter(rejected + unknown)
+        if self._misrouted(events):  # a producer knows of a change this view does not yet
+            await self._sync_spread(refresh_s=MISROUTED_REFRESH_S)
+        events, entries = await self._hold_back_moved(events, entries)
+        arriving = {e.envelope.account_id for e in events} - self._loaded
+        if arriving:  # events can come before this partition's view of the spread does
+            await self._take_on(arriving)
         batch = Batch(events)
+        redelivered = self.mode is not ReadMode.NEW
         if events:
             await self._match(batch)
             await self._read_policy_inputs(batch)
             self._decide(batch)
             await self._write(batch)
-            await self._publish_or_leave([e for e in batch.inserted if e.status == "triggered"])
+            await self._publish_committed(batch, redelivered)
         await self._stream().ack((s, i) for s, i, _ in entries)
         self._tally(batch, len(entries))
+
+    def _misrouted(self, events: list[Event]) -> bool:
+        """Did any event come on another shard than this partition's view of the spread
+        routes it to?"""
+        view, shards, shard_of = self._view, self.config.shards, self._shard_of
+        homes = self._homes
+        for e in events:
+            account = e.envelope.account_id
+            factor = view.factors.get(account, 1)
+            if factor == 1:
+                home = homes.get(account)
+                if home is None:
+                    home = homes[account] = shard_for(account, shards)
+                if home != shard_of[e.stream]:
+                    return True
+            elif shard_for(account, shards, e.contact_id, factor) != shard_of[e.stream]:
+                return True
+        return False
+
+    async def _hold_back_moved(
+        self, events: list[Event], entries: list[Entry]
+    ) -> tuple[list[Event], list[Entry]]:
+        """Set aside the events of contacts that a spread change moved to this shard while
+        their old shard has not processed everything sent before the change's cutoff; they
+        stay pending and come back, in order, once it has (docs/contract.md §3)."""
+        moves, shards = self._view.moves, self.config.shards
+        if not moves:
+            return events, entries
+        gates: dict[tuple[str, str], tuple[int, int]] = {}
+        for e in events:
+            move = moves.get(e.envelope.account_id)
+            if move is None:
+                continue
+            old = move.old_shard(e.envelope.account_id, e.contact_id, shards)
+            gate = (old, move.cutoff_ms)
+            if old != self._shard_of[e.stream] and gate not in self._drained:
+                gates[(e.stream, e.entry_id)] = gate
+        if not gates:
+            return events, entries
+        for gate in set(gates.values()):
+            if await self._gate_open(gate):
+                self._drained.add(gate)
+        held = {k: g for k, g in gates.items() if g not in self._drained}
+        if not held:
+            return events, entries
+        for s, i, f in entries:
+            if (s, i) in held:
+                self._held.setdefault(held[(s, i)], []).append((s, i, f))
+        self._report_held()
+        kept = [e for e in events if (e.stream, e.entry_id) not in held]
+        return kept, [x for x in entries if (x[0], x[1]) not in held]
+
+    async def _gate_open(self, gate: tuple[int, int]) -> bool:
+        shard, cutoff_ms = gate
+        if time.time() * 1000 <= cutoff_ms:  # too early by this host's clock: skip Redis
+            return False
+        return await self._stream().drained_through(shard, cutoff_ms)
+
+    async def _released(self) -> list[Entry]:
+        """Held-back entries whose old shard has caught up, oldest first."""
+        out: list[Entry] = []
+        for gate in list(self._held):
+            if gate in self._drained or await self._gate_open(gate):
+                self._drained.add(gate)
+                out += self._held.pop(gate)
+        if out:
+            self._report_held()
+        return out
+
+    def _report_held(self) -> None:
+        held = sum(len(v) for v in self._held.values())
+        self.metrics.set(sm.HELD_BACK, held, partition=self.config.partition)
 
     async def _known_accounts(
         self, events: list[Event], entries: list[Entry]
@@ -329,13 +490,11 @@ class PartitionWorker:
         )
 
     async def _write(self, batch: Batch) -> None:
-        """One transaction: projection, enrollments (and their outbox rows), logs, stats."""
-        shard_of = {e.account_id: self._shard(e.account_id) for e in batch.enrollments}
+        """One transaction: projection, enrollments, logs, stats."""
         batch.inserted = await self._db().write_batch(
             {k: batch.working[k] for k in batch.changed},
             batch.enrollments,
             batch.logs + batch.decided,
-            shard_of,
             batch.evaluated,
         )
         batch.committed_ms = time.time() * 1000
@@ -345,6 +504,7 @@ class PartitionWorker:
         """The one tally of a batch: the metrics registry (stats() reads it back)."""
         partition = self.config.partition
         self.metrics.observe(sm.BATCH_SIZE, entries, partition=partition)
+        self._rate.update(e.envelope.account_id for e in batch.events)
         if batch.events:
             self.metrics.observe(sm.MATCH_MS, batch.match_ms, partition=partition)
             sm.record_batch(
@@ -378,15 +538,44 @@ class PartitionWorker:
         for key in missing:
             self._contacts[key] = found.get(key) or Contact()
 
-    async def _publish(self, items: list[tuple[uuid.UUID, bytes]]) -> None:
-        """Enrollments to the enrollments stream, then out of the outbox."""
+    async def _publish(self, items: list[tuple[uuid.UUID, bytes]], held: bool = True) -> None:
+        """Enrollments to the enrollments stream, then (`held`: they came from it) out of the
+        outbox."""
         if items:
             await self._stream().publish([payload for _, payload in items])
-            await self._db().mark_published([i for i, _ in items])
+            if held:
+                await self._db().mark_published([i for i, _ in items])
             self.metrics.inc(sm.PUBLISHED, len(items), partition=self.config.partition)
 
-    async def _publish_or_leave(self, enrollments: list[Enrollment]) -> None:
-        await self._publish_items_or_leave([(e.id, encode_enrollment(e)) for e in enrollments])
+    async def _publish_committed(self, batch: Batch, redelivered: bool) -> None:
+        """The batch's new enrollments to the stream, before its entries are acknowledged. A
+        redelivered batch also publishes again those its matches had committed before (its
+        first delivery may have stopped between commit and publish: the entry ids are the
+        same, so consumers dedupe). When the stream does not take them, outbox rows keep them
+        for housekeeping and the batch goes on; when Postgres does not take those either, the
+        batch fails and is delivered again."""
+        items = [
+            (e.id, e.event_id, encode_enrollment(e))
+            for e in batch.inserted
+            if e.status == "triggered"
+        ]
+        if redelivered:
+            fresh = {e.id for e in batch.inserted}
+            ids = {
+                enrollment_id(m.event.envelope.event_id, m.trigger.workflow_id, m.event.contact_id)
+                for m in batch.matches
+            }
+            items += await self._db().committed_entries(sorted(ids - fresh))
+        if not items:
+            return
+        try:
+            await self._publish([(i, payload) for i, _, payload in items], held=False)
+        except SERVER_ERRORS as exc:
+            shard_of = {e.envelope.event_id: self._shard_of[e.stream] for e in batch.events}
+            await self._db().hold_unpublished([(i, shard_of[event]) for i, event, _ in items])
+            log.warning(
+                "%s: %d enrollments left in the outbox (%s)", self.consumer, len(items), exc
+            )
 
     async def _publish_items_or_leave(self, items: list[tuple[uuid.UUID, bytes]]) -> None:
         """Publishing can fail without failing the batch: what is committed stays in the
@@ -400,11 +589,14 @@ class PartitionWorker:
         """Publish committed-but-unpublished enrollments; claim entries idle on dead consumers.
         True when entries were claimed (they are now this consumer's pending entries)."""
         await self._publish_items_or_leave(await self._db().unpublished(self.shards, 1000))
-        for chore in (self._reconcile, self._sample_lag, self._trim):  # never stop consuming
+        chores = (self._reconcile, self._sample_lag, self._trim, self._auto_spread)
+        for chore in chores:  # never stop consuming
             try:
                 await chore()
             except SERVER_ERRORS as exc:
                 log.warning("%s: %s failed: %r", self.consumer, chore.__name__, exc)
+        held = [(s, i) for entries in self._held.values() for s, i, _ in entries]
+        await self._stream().touch(held)  # held back on purpose, not abandoned
         return await self._stream().claim_abandoned(self.config.claim_idle_ms)
 
     async def _reconcile(self) -> None:
@@ -420,6 +612,30 @@ class PartitionWorker:
             )
         self._reconcile_from = self._newest_version
         self._newest_version = max([self._newest_version, *(s.sync_version for s in specs)])
+
+    async def _auto_spread(self) -> None:
+        """Spread an account wider when it sends this partition more than it should carry
+        alone (docs/operations.md §12); pinned accounts and unsettled moves are left alone."""
+        c = self.config
+        elapsed = time.monotonic() - self._rate_since
+        if c.auto_spread_events_s <= 0 or elapsed < c.auto_spread_window_s:
+            return
+        counts, self._rate, self._rate_since = self._rate, Counter(), time.monotonic()
+        for account, n in counts.items():
+            rate = n / elapsed
+            factor = auto_factor(self._view.factor(account), rate, c.auto_spread_events_s, c.shards)
+            if factor is None or account in self._view.pinned:
+                continue
+            if await self._stream().set_spread(account, factor, c.shards):
+                self.metrics.inc(sm.AUTO_SPREADS, partition=c.partition)
+                self._view_at = -1e9  # follow the change at the next step
+                log.warning(
+                    "%s: account %s sent %.0f events/s here; spread -> %d",
+                    self.consumer,
+                    account,
+                    rate,
+                    factor,
+                )
 
     async def _trim(self) -> None:
         """Retention: trim processed entries past their time; report entries lost unread."""

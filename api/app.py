@@ -64,7 +64,7 @@ def create_app(settings: Settings, sync: ConfigSync | None = None) -> FastAPI:
         app.state.shards = await publish_shards_async(app.state.redis, settings.shards)
         app.state.router = Router(app.state.shards)
         app.state.limiter = ratelimit.RateLimiter(redis_url)
-        relaying = asyncio.create_task(relay.run(app.state.pool, app.state.redis))
+        relaying = asyncio.create_task(relay.run(app.state.pool, app.state.redis, app.state.router))
         try:
             yield
         finally:

@@ -1,4 +1,4 @@
-"""The `hairtrigger` command: migrate, accounts, keys, up."""
+"""The `hairtrigger` command: migrate, accounts (create, spread), keys, up, demo."""
 
 from __future__ import annotations
 
@@ -23,8 +23,11 @@ from pipelines import scopes
 from pipelines.account import check_timezone
 from pipelines.config import Settings
 from pipelines.errors import ConfigError
-from store import accounts, db
+from store import accounts, db, stream
 from store.migrate import migrate
+from streams import spread
+from streams.clients import async_client
+from streams.meta import publish_shards_async
 
 log = logging.getLogger("hairtrigger")
 
@@ -94,6 +97,47 @@ def _cmd_keys_create(settings: Settings, args: argparse.Namespace) -> Any:
 
     assert settings.database_url is not None
     return asyncio.run(_with_db(settings.database_url, work))
+
+
+def _cmd_accounts_spread(settings: Settings, args: argparse.Namespace) -> Any:
+    """Set (and pin) an account's spread factor, or `auto` to let the partitions choose."""
+    try:
+        account_id = uuid.UUID(args.account)
+    except ValueError:
+        raise CliError(f"{args.account!r} is not a UUID") from None
+    how = "unpin" if args.spread == "auto" else "pin"
+    try:
+        wanted = 0 if how == "unpin" else int(args.spread)
+    except ValueError:
+        raise CliError(f"spread must be a whole number or 'auto', not {args.spread!r}") from None
+
+    async def exists(conn: Any) -> bool:
+        return account_id in await stream.known_accounts(conn, [account_id])
+
+    assert settings.database_url is not None
+    assert settings.redis_url is not None
+    if not asyncio.run(_with_db(settings.database_url, exists)):
+        raise CliError(f"no account {account_id}")
+    return asyncio.run(_set_spread(settings.redis_url, settings.shards, account_id, wanted, how))
+
+
+async def _set_spread(
+    redis_url: str, shards: int, account_id: uuid.UUID, wanted: int, how: str
+) -> dict[str, Any]:
+    client = async_client(redis_url)
+    try:
+        shards = await publish_shards_async(client, shards)
+        if how == "pin" and not 1 <= wanted <= shards:
+            raise CliError(f"spread must be between 1 and the shard count ({shards})")
+        if how == "unpin":
+            wanted = (await spread.read_view(client, shards)).factor(account_id)
+        try:
+            change = await spread.set_spread(client, account_id, wanted, shards, how)
+        except spread.SpreadSettling as exc:
+            raise CliError(str(exc)) from None
+    finally:
+        await client.aclose()
+    return {"account_id": str(account_id), "spread": change.spread}
 
 
 def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
@@ -176,6 +220,14 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("name")
     create.add_argument("--timezone", default="UTC")
     create.set_defaults(run=_cmd_accounts_create)
+    spread_cmd = acc.add_parser(
+        "spread",
+        help="set an account's spread factor (1 to the shard count; pinned) or 'auto';"
+        " prints {account_id, spread}",
+    )
+    spread_cmd.add_argument("account")
+    spread_cmd.add_argument("spread")
+    spread_cmd.set_defaults(run=_cmd_accounts_spread)
 
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(required=True)
     kc = keys.add_parser("create", help="create an API key; prints {api_key, key_id, scopes}")

@@ -9,21 +9,18 @@ import time
 import uuid
 from typing import Any
 
-import ray
-
 from hairtrigger import runtime
 from pipelines.config import Settings
 from pipelines.demo import make_events
 from pipelines.examples import REALISTIC
 from pipelines.index import TriggerSpec
 from pipelines.messages import encode_event
-from pipelines.sharding import shard_for
 from pipelines.triggers import validate_trigger
 from store import accounts, config_sync, db
 from store import workflows as store
 from streams import names
 from streams.clients import sync_client
-from streams.events import add_events_sync
+from streams.events import Router, add_events_sync
 
 BATCH = 1000
 
@@ -91,18 +88,19 @@ def run(settings: Settings, events: int, partitions: int) -> None:
     assert settings.redis_url is not None
     with runtime.engine(settings, partitions, dashboard=False) as eng:
         account_id, workflow_names, specs = asyncio.run(seed(settings.database_url))
-        ray.get(eng.partitions.owner(account_id).apply_config.remote(specs))
+        asyncio.run(eng.partitions.push(account_id, specs))
         before = _processed(eng)
-        stream = names.events_stream(shard_for(account_id, eng.shards))
         print(f"Demo account {account_id}: {len(specs)} active workflows, one per trigger event.")
-        print(f"Streaming {events:,} synthetic events into {stream} ...")
+        print(f"Streaming {events:,} synthetic events into {names.events_stream(0)[:-1]}* ...")
         envelopes = make_events(account_id, events)
+        router = Router(eng.shards)
         started = time.monotonic()
         with sync_client(settings.redis_url) as client:
             for i in range(0, len(envelopes), BATCH):
-                add_events_sync(
-                    client, [(stream, encode_event(e)) for e in envelopes[i : i + BATCH]]
-                )
+                chunk = envelopes[i : i + BATCH]
+                keys = [(account_id, e["data"]["contact_id"]) for e in chunk]
+                streams = router.streams_sync(client, keys)
+                add_events_sync(client, list(zip(streams, map(encode_event, chunk), strict=True)))
                 _bar(_processed(eng) - before, events, started)
         while (done := _processed(eng) - before) < events:
             _bar(done, events, started)

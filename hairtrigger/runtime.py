@@ -14,6 +14,7 @@ from actors.client import Partitions
 from actors.partition import NAMESPACE
 from actors.scheduler import SCHEDULER_NAME, SchedulerActor, SchedulerConfig
 from pipelines.config import Settings
+from store.ageout import Retention
 from streams.meta import publish_shards
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,15 @@ def engine(
         url = context.dashboard_url
         scheduler = start_scheduler(
             SchedulerConfig(
-                shards, settings.database_url, settings.redis_url, autorun=scheduler_clock
+                shards,
+                settings.database_url,
+                settings.redis_url,
+                autorun=scheduler_clock,
+                retention=Retention(
+                    settings.log_retention_days,
+                    settings.enrollment_retention_days,
+                    settings.live_hours,
+                ),
             )
         )
         try:

@@ -61,6 +61,7 @@ from store import accounts, db
 from streams import names
 from streams.clients import sync_client
 from streams.errors import StreamError
+from streams.events import Router
 
 log = logging.getLogger("hairtrigger.locust")
 DEFAULT_API = "http://127.0.0.1:8000"
@@ -384,6 +385,7 @@ class RedisEventUser(User):
         self.load = _run()
         self.rng = random.Random()
         self.redis = sync_client(self.load.options.redis_url)
+        self.router = Router(published_shards(self.load.options.redis_url))
         self.batch = self.load.options.xadd_batch
         self.pace = Pace(self.load.options.xadd_rate / self.batch)
 
@@ -397,11 +399,13 @@ class RedisEventUser(User):
     def xadd(self) -> None:
         batch = [self.load.event(self.rng) for _ in range(self.batch)]
         payloads = [orjson.dumps(body) for _, body in batch]
-        pipe = self.redis.pipeline(transaction=False)
-        for (account, _), payload in zip(batch, payloads, strict=True):
-            pipe.xadd(account.stream, {names.EVENT_FIELD: payload})
         start = time.perf_counter()
-        try:
+        try:  # routed as every producer routes (docs/contract.md §3): spread accounts too
+            keys = [(account.account_id, body["data"]["contact_id"]) for account, body in batch]
+            streams = self.router.streams_sync(self.redis, keys)
+            pipe = self.redis.pipeline(transaction=False)
+            for stream, payload in zip(streams, payloads, strict=True):
+                pipe.xadd(stream, {names.EVENT_FIELD: payload})
             results: list[Any] = pipe.execute(raise_on_error=False)
         except StreamError as exc:
             results = [exc] * len(batch)

@@ -33,6 +33,11 @@ class Settings:
     # Length cap per shard stream (approximate; 0 = none), applied by the owning partition:
     # a memory bound when events arrive faster than the retention can age them out.
     stream_max_len: int = 1_000_000
+    # Execution logs are kept this many days after their event's timestamp, ended enrollments
+    # this many days after they enrolled (0 = kept forever): docs/operations.md §15. Both
+    # outlast the stream retention, so a replayable event still finds its rows and dedupes.
+    log_retention_days: int = 30
+    enrollment_retention_days: int = 365
 
     def __post_init__(self) -> None:
         if self.shards < 1:
@@ -43,12 +48,29 @@ class Settings:
             raise ValueError("HAIRTRIGGER_STREAM_RETENTION_HOURS must not be negative")
         if self.stream_max_len < 0:
             raise ValueError("HAIRTRIGGER_STREAM_MAX_LEN must not be negative")
+        for name, days in (
+            ("HAIRTRIGGER_LOG_RETENTION_DAYS", self.log_retention_days),
+            ("HAIRTRIGGER_ENROLLMENT_RETENTION_DAYS", self.enrollment_retention_days),
+        ):
+            if days < 0:
+                raise ValueError(f"{name} must not be negative")
+            if days and self.stream_retention_hours and days * 24 < self.live_hours:
+                raise ValueError(
+                    f"{name} must be at least {-(-self.live_hours // 24)} days: a day past"
+                    " HAIRTRIGGER_STREAM_RETENTION_HOURS, within which events can be replayed"
+                )
         if self.rate_events is not None and self.rate_events.limit < self.max_events_per_request:
             # Otherwise a full-size batch could never pass and would be refused forever.
             raise ValueError(
                 f"HAIRTRIGGER_RATE_EVENTS must allow at least {self.max_events_per_request}"
                 " events (one full batch) per window"
             )
+
+    @property
+    def live_hours(self) -> int:
+        """How long an enrollment stays in the live table: the stream retention (events can be
+        replayed that long) and a day more; 0 (the streams keep everything) keeps them all."""
+        return self.stream_retention_hours + 24 if self.stream_retention_hours else 0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -65,6 +87,8 @@ class Settings:
             rate_events=_budget(env, "HAIRTRIGGER_RATE_EVENTS", DEFAULT_EVENTS),
             stream_retention_hours=_int(env, "HAIRTRIGGER_STREAM_RETENTION_HOURS", 168),
             stream_max_len=_int(env, "HAIRTRIGGER_STREAM_MAX_LEN", 1_000_000),
+            log_retention_days=_int(env, "HAIRTRIGGER_LOG_RETENTION_DAYS", 30),
+            enrollment_retention_days=_int(env, "HAIRTRIGGER_ENROLLMENT_RETENTION_DAYS", 365),
         )
 
 

@@ -46,6 +46,9 @@ class LogEntry:
     blocked: Blocked | None = None
     error: str | None = None  # a filter that raised: "error: <type>: <message>"
     details: dict[str, Any] | None = None
+    # The event's own timestamp: the log's partition key, so a redelivery lands beside the
+    # row it repeats (docs/decisions.md §13). None: the time of writing.
+    occurred_at: datetime | None = None
 
     @property
     def failure_reason(self) -> str | None:
@@ -112,6 +115,7 @@ def _log(
         blocked=blocked,
         error=error,
         details=extra or None,
+        occurred_at=utc(env.timestamp),
     )
 
 

@@ -366,6 +366,19 @@ class TriggerIndex:
             if was_enabled:
                 gc.enable()
 
+    def drop_account(self, account_id: UUID) -> int:
+        """Forget an account this partition no longer serves (its spread moved away), versions
+        included, so that a later reload from Postgres applies in full. Returns how many live
+        triggers went."""
+        account = self._accounts.pop(account_id.int, None)
+        if account is None:
+            return 0
+        gone = [t for t, a in self._owner.items() if a == account_id]
+        for trigger_id in gone:
+            del self._owner[trigger_id]
+            self._versions.pop(trigger_id, None)
+        return len(gone)
+
     def _remove(self, trigger_id: UUID) -> bool:
         account_id = self._owner.pop(trigger_id, None)
         if account_id is None:

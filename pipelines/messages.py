@@ -127,6 +127,19 @@ def decode_batch(
     return events, rejected
 
 
+def routing_key(raw: bytes) -> tuple[str, str] | None:
+    """The (account_id, data.contact_id) an encoded envelope is routed by (docs/contract.md
+    §3), or None when it has none (it then keeps the stream it was given)."""
+    try:
+        body = orjson.loads(raw)
+        account, contact = body["account_id"], body["data"]["contact_id"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    if not isinstance(account, str) or not isinstance(contact, str):
+        return None
+    return account, contact
+
+
 def encode_event(envelope: Mapping[str, Any]) -> bytes:
     """An envelope as JSON for the `event` field of a shard entry."""
     return orjson.dumps(envelope)

@@ -20,6 +20,12 @@ def shard_for(
     return (_h(account_id) + _h(contact_id) % spread) % shards
 
 
+def account_shards(account_id: UUID | str, shards: int, spread: int = 1) -> list[int]:
+    """Every shard an account spread over `spread` shards can route to, home first."""
+    home = _h(account_id) % shards
+    return [(home + k) % shards for k in range(max(1, min(spread, shards)))]
+
+
 def partition_for(shard: int, partitions: int) -> int:
     """Partition p owns the shards s with s % partitions == p."""
     return shard % partitions

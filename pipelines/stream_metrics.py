@@ -30,6 +30,8 @@ COMMIT_LATENCY_MS = P + "commit_latency_ms"
 STREAM_LENGTH = P + "stream_length"
 STREAM_PENDING = P + "stream_pending"
 STREAM_LAG = P + "stream_lag"
+AUTO_SPREADS = P + "auto_spreads"
+HELD_BACK = P + "events_held_back"
 
 EMITTED = P + "scheduler_emitted"
 SKIPPED = P + "scheduler_skipped"
@@ -73,6 +75,13 @@ PARTITION_METRICS = (
     MetricDef(STREAM_LENGTH, "gauge", "Entries in the shard stream", _SHARD),
     MetricDef(STREAM_PENDING, "gauge", "Entries delivered, not yet acknowledged", _SHARD),
     MetricDef(STREAM_LAG, "gauge", "Entries not yet delivered to the consumer group", _SHARD),
+    MetricDef(AUTO_SPREADS, "counter", "Accounts this partition spread wider", ("partition",)),
+    MetricDef(
+        HELD_BACK,
+        "gauge",
+        "Events of moved contacts waiting for their old shard (a spread change)",
+        ("partition",),
+    ),
 )
 
 SCHEDULER_METRICS = (

@@ -25,8 +25,11 @@ def _hash(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-async def create_account(conn: Conn, name: str, timezone: str = "UTC") -> uuid.UUID:
-    account_id = uuid.uuid4()
+async def create_account(
+    conn: Conn, name: str, timezone: str = "UTC", account_id: uuid.UUID | None = None
+) -> uuid.UUID:
+    """A new account (`account_id`: a chosen id, as benchmarks use for a repeatable layout)."""
+    account_id = account_id or uuid.uuid4()
     await conn.execute(
         "INSERT INTO accounts (id, name, timezone) VALUES ($1, $2, $3)", account_id, name, timezone
     )

@@ -9,6 +9,7 @@ import gc
 from collections.abc import AsyncIterator, Iterator
 
 from pipelines.backtest import Backtest, RawEntry, Result
+from pipelines.messages import Event
 from store import stream
 from store.db import Executor
 
@@ -24,18 +25,32 @@ async def run(
     for the end."""
     with _gc_paused():
         async for page in pages:
-            events = bt.select(name, page)
-            if not events:
-                continue
-            keys = bt.contacts_to_load(events)
-            if keys:
-                bt.add_contacts(await stream.load_contacts(pool, keys))
-            matches = bt.match(events)
-            pairs = bt.history_to_load(matches)
-            if pairs:
-                bt.add_history(await stream.load_history(pool, pairs))
-            bt.settle(matches)
+            await _replay(bt, pool, bt.select(name, page))
     return bt.result()
+
+
+async def run_merged(
+    bt: Backtest, pool: Executor, pages: AsyncIterator[list[tuple[str, list[RawEntry]]]]
+) -> Result:
+    """The same over several streams (a spread account's shards), each page a time-ordered
+    run of entries from one stream after another (`streams.ranges.read_windows`)."""
+    with _gc_paused():
+        async for page in pages:
+            await _replay(bt, pool, [e for name, run in page for e in bt.select(name, run)])
+    return bt.result()
+
+
+async def _replay(bt: Backtest, pool: Executor, events: list[Event]) -> None:
+    if not events:
+        return
+    keys = bt.contacts_to_load(events)
+    if keys:
+        bt.add_contacts(await stream.load_contacts(pool, keys))
+    matches = bt.match(events)
+    pairs = bt.history_to_load(matches)
+    if pairs:
+        bt.add_history(await stream.load_history(pool, pairs))
+    bt.settle(matches)
 
 
 @contextlib.contextmanager

@@ -52,6 +52,12 @@ async def all_specs(conn: Executor) -> list[TriggerSpec]:
     return [spec_from_row(r) for r in await conn.fetch(_SPEC_SELECT)]
 
 
+async def account_specs(conn: Executor, account_ids: list[uuid.UUID]) -> list[TriggerSpec]:
+    """Every trigger of the given accounts, live or not (a partition taking them on)."""
+    rows = await conn.fetch(f"{_SPEC_SELECT} WHERE t.account_id = ANY($1::uuid[])", account_ids)
+    return [spec_from_row(r) for r in rows]
+
+
 async def time_specs(conn: Executor) -> list[tuple[TriggerSpec, str]]:
     """Live time triggers with their account's timezone."""
     rows = await conn.fetch(

@@ -80,7 +80,9 @@ async def list_enrollments(
     limit: int,
     before: tuple[datetime, uuid.UUID] | None,
 ) -> list[dict[str, Any]]:
-    """A workflow's enrollments, newest first; `before` (enrolled_at, id) continues a page."""
+    """A workflow's enrollments, newest first; `before` (enrolled_at, id) continues a page.
+    Live and ended ones alike: each table gives its newest `limit` by its own index, and one
+    statement sees an enrollment moving to the history in exactly one of them."""
     w = _Where(account_id)
     w.add("workflow_id = {}", workflow_id)
     w.add("contact_id = {}", contact_id)
@@ -89,9 +91,11 @@ async def list_enrollments(
     w.add("enrolled_at < {}", until)
     if before is not None:
         w.parts.append(f"(enrolled_at, id) < ({w.param(before[0])}, {w.param(before[1])})")
+    page = f"WHERE {w.sql()} ORDER BY enrolled_at DESC, id DESC LIMIT {w.param(limit)}"
     rows = await conn.fetch(
-        f"SELECT {_ENROLLMENT_COLUMNS} FROM workflow_enrollments WHERE {w.sql()}"
-        f" ORDER BY enrolled_at DESC, id DESC LIMIT {w.param(limit)}",
+        f"(SELECT {_ENROLLMENT_COLUMNS} FROM workflow_enrollments {page}) UNION ALL"
+        f" (SELECT {_ENROLLMENT_COLUMNS} FROM workflow_enrollment_history {page})"
+        " ORDER BY enrolled_at DESC, id DESC LIMIT $" + str(len(w.args)),
         *w.args,
     )
     return [dict(r) for r in rows]

@@ -35,6 +35,9 @@ class PartitionStore:
     async def all_specs(self) -> list[TriggerSpec]:
         return await config_sync.all_specs(self.pool)
 
+    async def account_specs(self, account_ids: list[uuid.UUID]) -> list[TriggerSpec]:
+        return await config_sync.account_specs(self.pool, account_ids)
+
     async def specs_since(self, version: int) -> list[TriggerSpec]:
         return await config_sync.specs_since(self.pool, version)
 
@@ -55,14 +58,21 @@ class PartitionStore:
         contacts: dict[ContactKey, Contact],
         enrollments: list[Enrollment],
         logs: list[LogEntry],
-        shard_of: dict[uuid.UUID, int],
         evaluated: Mapping[TriggerKey, int],
     ) -> list[Enrollment]:
         async with self.pool.acquire() as conn:
-            return await stream.write_batch(conn, contacts, enrollments, logs, shard_of, evaluated)
+            return await stream.write_batch(conn, contacts, enrollments, logs, evaluated)
 
     async def unpublished(self, shards: list[int], limit: int) -> list[tuple[uuid.UUID, bytes]]:
         return await stream.unpublished(self.pool, shards, limit)
+
+    async def hold_unpublished(self, items: list[tuple[uuid.UUID, int]]) -> None:
+        await stream.hold_unpublished(self.pool, items)
+
+    async def committed_entries(
+        self, ids: list[uuid.UUID]
+    ) -> list[tuple[uuid.UUID, uuid.UUID, bytes]]:
+        return await stream.committed_entries(self.pool, ids)
 
     async def mark_published(self, ids: list[uuid.UUID]) -> None:
         await stream.mark_published(self.pool, ids)

@@ -72,18 +72,18 @@ async def write_batch(
     contacts: dict[ContactKey, Contact],
     enrollments: list[Enrollment],
     logs: list[LogEntry],
-    shard_of: dict[uuid.UUID, int],
     evaluated: Mapping[TriggerKey, int] | None = None,
 ) -> list[Enrollment]:
     """Projection upserts, enrollments, logs and per-trigger stats in one transaction; returns
-    the enrollments actually inserted (a redelivered event inserts none)."""
+    the enrollments actually inserted (a redelivered event inserts none). Publishing them is
+    the caller's, after commit (docs/architecture.md, the walk of one event)."""
     async with conn.transaction():
         if contacts:
             await _upsert_contacts(conn, contacts)
             await _replace_dates(conn, contacts)
         inserted: dict[uuid.UUID, datetime] = {}
         if enrollments:
-            inserted = await _insert_enrollments(conn, enrollments, shard_of)
+            inserted = await _insert_enrollments(conn, enrollments)
         decisions = await _insert_logs(conn, logs) if logs else []
         added = [replace(e, enrolled_at=inserted[e.id]) for e in enrollments if e.id in inserted]
         if evaluated is not None:
@@ -135,22 +135,20 @@ async def _replace_dates(conn: Conn, contacts: dict[ContactKey, Contact]) -> Non
 
 
 async def _insert_enrollments(
-    conn: Conn, enrollments: list[Enrollment], shard_of: dict[uuid.UUID, int]
+    conn: Conn, enrollments: list[Enrollment]
 ) -> dict[uuid.UUID, datetime]:
-    """Insert what is new (and its outbox row); {id: enrolled_at} of the rows inserted."""
+    """Insert what is new; {id: enrolled_at} of the rows inserted. No outbox row: the batch
+    publishes after commit and before it acknowledges, and writes outbox rows only when
+    publishing fails (`hold_unpublished`); a crash in between is made good by the redelivery
+    (`committed_entries`)."""
     rows = await conn.fetch(
-        "WITH added AS (INSERT INTO workflow_enrollments (id, account_id, workflow_id,"
-        " trigger_id, contact_id, event_id, status, run_at, event_data, single, ingested_at,"
-        " enrolled_at)"
+        "INSERT INTO workflow_enrollments (id, account_id, workflow_id, trigger_id, contact_id,"
+        " event_id, status, run_at, event_data, single, ingested_at, enrolled_at)"
         " SELECT u.id, u.a, u.w, u.t, u.c, u.e, u.s, u.r, u.d, u.single, u.i, clock_timestamp()"
         " FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[],"
         " $6::uuid[], $7::text[], $8::timestamptz[], $9::jsonb[], $10::bool[],"
-        " $11::timestamptz[], $12::int[]) AS u(id, a, w, t, c, e, s, r, d, single, i, shard)"
-        " ON CONFLICT DO NOTHING RETURNING id, account_id, enrolled_at),"
-        " outbox AS (INSERT INTO enrollment_outbox (enrollment_id, shard)"
-        " SELECT added.id, u.shard FROM added JOIN unnest($1::uuid[], $12::int[], $7::text[])"
-        " AS u(id, shard, s) ON u.id = added.id WHERE u.s = 'triggered')"
-        " SELECT id, enrolled_at FROM added",
+        " $11::timestamptz[]) AS u(id, a, w, t, c, e, s, r, d, single, i)"
+        " ON CONFLICT DO NOTHING RETURNING id, enrolled_at",
         [e.id for e in enrollments],
         [e.account_id for e in enrollments],
         [e.workflow_id for e in enrollments],
@@ -162,7 +160,6 @@ async def _insert_enrollments(
         [e.event_data for e in enrollments],
         [e.single for e in enrollments],
         [e.ingested_at for e in enrollments],
-        [shard_of[e.account_id] for e in enrollments],
     )
     return {r["id"]: r["enrolled_at"] for r in rows}
 
@@ -171,9 +168,10 @@ async def _insert_logs(conn: Conn, logs: list[LogEntry]) -> list[Decision]:
     """Insert what is new; the decisions actually recorded."""
     rows = await conn.fetch(
         "INSERT INTO trigger_execution_logs (account_id, workflow_id, trigger_id, contact_id,"
-        " event_id, event_type, matched, enrolled, failure_reason, details)"
-        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[],"
-        " $6::text[], $7::bool[], $8::bool[], $9::text[], $10::jsonb[])"
+        " event_id, event_type, matched, enrolled, failure_reason, details, occurred_at)"
+        " SELECT a, w, t, c, e, ty, m, en, f, d, coalesce(o, now()) FROM unnest($1::uuid[],"
+        " $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::bool[], $8::bool[],"
+        " $9::text[], $10::jsonb[], $11::timestamptz[]) AS u(a, w, t, c, e, ty, m, en, f, d, o)"
         " ON CONFLICT DO NOTHING RETURNING account_id, workflow_id, trigger_id, matched, enrolled,"
         " failure_reason",
         [g.account_id for g in logs],
@@ -186,6 +184,7 @@ async def _insert_logs(conn: Conn, logs: list[LogEntry]) -> list[Decision]:
         [g.enrolled for g in logs],
         [g.failure_reason for g in logs],
         [g.details for g in logs],
+        [g.occurred_at for g in logs],
     )
     return [
         Decision(
@@ -233,6 +232,32 @@ async def _add_stats(conn: Conn, tallies: dict[TriggerKey, Tally]) -> None:
         *([x.blocked[r] for x in t] for r in ENROLLMENT_BLOCKS),
         [",".join(map(str, x.latency)) for x in t],
     )
+
+
+async def hold_unpublished(conn: Executor, items: list[tuple[uuid.UUID, int]]) -> None:
+    """Outbox rows (enrollment id, shard) for committed enrollments that could not be
+    published: the partition of that shard publishes them later."""
+    await conn.execute(
+        "INSERT INTO enrollment_outbox (enrollment_id, shard)"
+        " SELECT * FROM unnest($1::uuid[], $2::int[]) ON CONFLICT DO NOTHING",
+        [i for i, _ in items],
+        [s for _, s in items],
+    )
+
+
+async def committed_entries(
+    conn: Executor, ids: list[uuid.UUID]
+) -> list[tuple[uuid.UUID, uuid.UUID, bytes]]:
+    """(id, event id, encoded entry) of those of `ids` that are committed and triggered: what a
+    redelivered batch publishes again, since its first delivery may have committed them and
+    stopped before publishing."""
+    rows = await conn.fetch(
+        "SELECT id, account_id, workflow_id, trigger_id, contact_id, event_id, status, run_at,"
+        " enrolled_at, event_data FROM workflow_enrollments"
+        " WHERE id = ANY($1::uuid[]) AND status = 'triggered'",
+        ids,
+    )
+    return [(r["id"], r["event_id"], encode_enrollment(r)) for r in rows]
 
 
 async def mark_published(conn: Executor, ids: list[uuid.UUID]) -> None:

@@ -4,11 +4,13 @@ batch can be tested without Redis."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
+from uuid import UUID
 
 from pipelines.messages import Rejected
 from pipelines.reasons import DeadLetter
+from pipelines.spread import SpreadView
 from streams import names
 from streams.lag import ShardLag
 
@@ -52,10 +54,11 @@ class Shards(Protocol):
         """Entries never delivered to the group, up to `count` per stream."""
 
     async def read_pending(
-        self, count: int, streams: list[str] | None = None
-    ) -> tuple[list[Entry], bool]:
-        """Own entries delivered before and never acknowledged, minus those delivered too
-        often or trimmed meanwhile (dead-lettered instead); the flag: was anything pending."""
+        self, count: int, streams: list[str] | None = None, after: Mapping[str, str] | None = None
+    ) -> tuple[list[Entry], dict[str, str]]:
+        """Own entries delivered before and never acknowledged (those after `after`'s id of
+        their stream), minus those delivered too often or trimmed meanwhile (dead-lettered
+        instead); and the last id read of each stream (empty: nothing was pending)."""
 
     async def ack(self, ids: Iterable[tuple[str, str]]) -> None: ...
 
@@ -65,11 +68,25 @@ class Shards(Protocol):
     async def publish(self, payloads: list[bytes]) -> None:
         """Encoded enrollment entries to the enrollments stream."""
 
+    async def touch(self, ids: Iterable[tuple[str, str]]) -> None:
+        """Mark own pending entries as just delivered, without counting a delivery: entries
+        held back on purpose are then never taken for abandoned."""
+
     async def claim_abandoned(self, idle_ms: int) -> bool:
         """Take over entries idle on consumers that are gone; True if any were claimed."""
 
     async def trim(self, now_ms: int) -> list[Rejected]:
         """Retention; returns the entries lost before delivery, to be dead-lettered."""
+
+    async def spread_view(self, shards: int) -> SpreadView:
+        """Every account's spread factor, last move and pin (docs/contract.md §3)."""
+
+    async def drained_through(self, shard: int, cutoff_ms: int) -> bool:
+        """Has the group acknowledged every entry of `shard` added up to `cutoff_ms`, and is
+        that time past?"""
+
+    async def set_spread(self, account_id: UUID, spread: int, shards: int) -> bool:
+        """Auto-spread's change of an account's factor; False if refused (pinned, settling)."""
 
     async def lag(self) -> list[ShardLag]: ...
 

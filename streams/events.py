@@ -64,24 +64,43 @@ class Router:
     ) -> list[str]:
         """The stream of each (account_id, contact_id)."""
         accounts = [str(a).lower() for a, _ in keys]
-        spread = await self._spreads(client, set(accounts))
-        return [
-            names.events_stream(shard_for(a, self.shards, c, spread[a]))
-            for a, (_, c) in zip(accounts, keys, strict=True)
-        ]
+        stale = self._stale(set(accounts))
+        if stale:
+            self._store(stale, await client.hmget(names.SPREAD_KEY, stale))
+        return self._route(accounts, keys)
+
+    def streams_sync(
+        self, client: redis.Redis, keys: Sequence[tuple[uuid.UUID | str, uuid.UUID | str | None]]
+    ) -> list[str]:
+        """The same, for synchronous producers (the demo, benchmarks, locust)."""
+        accounts = [str(a).lower() for a, _ in keys]
+        stale = self._stale(set(accounts))
+        if stale:
+            self._store(stale, client.hmget(names.SPREAD_KEY, stale))
+        return self._route(accounts, keys)
 
     def home_stream(self, account_id: uuid.UUID | str) -> str:
         """The account's home shard stream, where its events go when the spread is unknown."""
         return names.events_stream(shard_for(account_id, self.shards))
 
-    async def _spreads(self, client: Redis, accounts: Iterable[str]) -> dict[str, int]:
+    def _route(
+        self,
+        accounts: list[str],
+        keys: Sequence[tuple[uuid.UUID | str, uuid.UUID | str | None]],
+    ) -> list[str]:
+        return [
+            names.events_stream(shard_for(a, self.shards, c, self._spread[a][0]))
+            for a, (_, c) in zip(accounts, keys, strict=True)
+        ]
+
+    def _stale(self, accounts: Iterable[str]) -> list[str]:
         now = time.monotonic()
-        stale = [a for a in accounts if self._spread.get(a, (1, -1e9))[1] < now - self._ttl_s]
-        if stale:
-            found = await client.hmget(names.SPREAD_KEY, stale)
-            for account, value in zip(stale, found, strict=True):
-                self._spread[account] = (_spread_of(value, self.shards), now)
-        return {a: self._spread[a][0] for a in accounts}
+        return [a for a in accounts if self._spread.get(a, (1, -1e9))[1] < now - self._ttl_s]
+
+    def _store(self, accounts: list[str], found: Sequence[bytes | str | None]) -> None:
+        now = time.monotonic()
+        for account, value in zip(accounts, found, strict=True):
+            self._spread[account] = (_spread_of(value, self.shards), now)
 
 
 def _spread_of(value: bytes | str | None, shards: int) -> int:

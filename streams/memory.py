@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 from pipelines.messages import Rejected, encode_dead_letter
+from pipelines.spread import EMPTY, Move, SpreadView, bounded
 from streams import names
 from streams.base import Entry, sift_pending
 from streams.lag import ShardLag
@@ -43,6 +45,7 @@ def _id(entry_id: str) -> tuple[int, int]:
 class MemoryBroker:
     def __init__(self) -> None:
         self.streams: dict[str, _Stream] = {}
+        self.spread: SpreadView = EMPTY  # what `hairtrigger:spread` and its companions hold
         self._last = (0, 0)
         self._added = asyncio.Event()
 
@@ -55,6 +58,19 @@ class MemoryBroker:
         self.streams.setdefault(stream, _Stream()).entries[entry_id] = encoded
         self._added.set()
         return entry_id
+
+    def set_spread(self, account_id: uuid.UUID, factor: int, shards: int) -> None:
+        """An operator's change of an account's factor, stamped like Redis's."""
+        view = self.spread
+        old, new = view.factor(account_id), bounded(factor, shards)
+        if new == old:
+            return
+        move = Move(old, new, int(time.time() * 1000), max(view.widest(account_id), new))
+        self.spread = replace(
+            view,
+            factors={**view.factors, account_id: new},
+            moves={**view.moves, account_id: move},
+        )
 
     def add_event(self, stream: str, payload: bytes) -> str:
         return self.add(stream, {names.EVENT_FIELD: payload})
@@ -116,19 +132,25 @@ class MemoryShards:
         return out
 
     async def read_pending(
-        self, count: int, streams: list[str] | None = None
-    ) -> tuple[list[Entry], bool]:
+        self, count: int, streams: list[str] | None = None, after: Mapping[str, str] | None = None
+    ) -> tuple[list[Entry], dict[str, str]]:
         entries: list[Entry] = []
         now = time.monotonic()
         for name in streams or self.streams:
             stream = self._stream(name)
-            mine = [i for i, p in stream.pending.items() if p.consumer == self.consumer]
+            start = _id((after or {}).get(name, "0-0"))
+            mine = [
+                i
+                for i, p in stream.pending.items()
+                if p.consumer == self.consumer and _id(i) > start
+            ]
             for entry_id in sorted(mine, key=_id)[:count]:
                 p = stream.pending[entry_id]
                 p.deliveries, p.delivered_at = p.deliveries + 1, now
                 entries.append((name, entry_id, stream.entries.get(entry_id)))
         if not entries:
-            return [], False
+            return [], {}
+        last = {s: i for s, i, _ in entries}
         over = {
             (s, i)
             for s, i, _ in entries
@@ -136,7 +158,7 @@ class MemoryShards:
         }
         entries, rejected = sift_pending(entries, over, self.max_deliveries)
         await self.dead_letter(rejected)
-        return entries, True
+        return entries, last
 
     async def ack(self, ids: Iterable[tuple[str, str]]) -> None:
         for name, entry_id in ids:
@@ -151,6 +173,13 @@ class MemoryShards:
         self.dead_lettered += len(rejected)
         if self.on_dead_letter is not None:
             self.on_dead_letter(rejected)
+
+    async def touch(self, ids: Iterable[tuple[str, str]]) -> None:
+        now = time.monotonic()
+        for name, entry_id in ids:
+            pending = self._stream(name).pending.get(entry_id)
+            if pending is not None and pending.consumer == self.consumer:
+                pending.delivered_at = now
 
     async def publish(self, payloads: list[bytes]) -> None:
         for payload in payloads:
@@ -182,6 +211,27 @@ class MemoryShards:
             undelivered = sum(_id(i) > stream.last_delivered for i in stream.entries)
             out.append(ShardLag(shard, len(stream.entries), len(stream.pending), undelivered))
         return out
+
+    async def spread_view(self, shards: int) -> SpreadView:
+        return self.broker.spread
+
+    async def drained_through(self, shard: int, cutoff_ms: int) -> bool:
+        if time.time() * 1000 <= cutoff_ms:
+            return False
+        stream = self._stream(names.events_stream(shard))
+        if any(_id(i)[0] <= cutoff_ms for i in stream.pending):
+            return False
+        return not any(
+            stream.last_delivered < _id(i) and _id(i)[0] <= cutoff_ms for i in stream.entries
+        )
+
+    async def set_spread(self, account_id: uuid.UUID, factor: int, shards: int) -> bool:
+        view = self.broker.spread
+        move = view.moves.get(account_id)
+        if account_id in view.pinned or (move and time.time() * 1000 <= move.cutoff_ms):
+            return False
+        self.broker.set_spread(account_id, factor, shards)
+        return True
 
     async def ping(self) -> None:
         return None

@@ -3,6 +3,8 @@ the oldest retained entry was added."""
 
 from __future__ import annotations
 
+import heapq
+from collections import deque
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +42,50 @@ async def read_window(
         if not done:  # a reply may still be on its way: this connection cannot be reused
             await conn.disconnect()
         await pool.release(conn)
+
+
+async def read_windows(
+    redis: Redis, names: list[str], start_ms: int, end_ms: int, page: int = PAGE
+) -> AsyncIterator[list[tuple[str, list[RawEntry]]]]:
+    """The window of several streams (a spread account's shards) merged in entry-id order, so
+    each contact's events come in the order they were added: pages of about `page` entries,
+    each a list of (stream, consecutive entries of that stream)."""
+    iters = {n: read_window(redis, n, start_ms, end_ms, page).__aiter__() for n in names}
+    buffers: dict[str, deque[RawEntry]] = {n: deque() for n in names}
+    heap: list[tuple[tuple[int, int], str]] = []
+
+    async def refill(name: str) -> None:
+        try:
+            buffers[name].extend(await anext(iters[name]))
+        except StopAsyncIteration:
+            return
+        heapq.heappush(heap, (_key(buffers[name][0][0]), name))
+
+    for name in names:
+        await refill(name)
+    out: list[tuple[str, list[RawEntry]]] = []
+    size = 0
+    while heap:
+        _, name = heapq.heappop(heap)
+        buffer = buffers[name]
+        if not out or out[-1][0] != name:
+            out.append((name, []))
+        out[-1][1].append(buffer.popleft())
+        size += 1
+        if buffer:
+            heapq.heappush(heap, (_key(buffer[0][0]), name))
+        else:
+            await refill(name)
+        if size >= page:
+            yield out
+            out, size = [], 0
+    if out:
+        yield out
+
+
+def _key(entry_id: bytes) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition(b"-")
+    return int(ms), int(seq or 0)
 
 
 async def first_entry_time(redis: Redis, name: str) -> datetime | None:

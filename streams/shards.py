@@ -5,14 +5,16 @@ retention and lag."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from pipelines.messages import Rejected, encode_dead_letter
-from streams import names
+from pipelines.spread import SpreadView
+from streams import names, spread
 from streams.base import Entry, sift_pending, trimmed
 from streams.events import publish_enrollments
 from streams.lag import ShardLag, shard_lag
@@ -52,16 +54,17 @@ class RedisShards:
     async def read_new(self, count: int, block_ms: int) -> list[Entry]:
         return await self._read(">", count, block_ms)
 
-    async def _read(
-        self, start: str, count: int, block: int | None, streams: list[str] | None = None
+    async def _read(self, start: str, count: int, block: int | None) -> list[Entry]:
+        """New entries (`start` ">")."""
+        return await self._read_from(dict.fromkeys(self.streams, start), count, block)
+
+    async def _read_from(
+        self, starts: dict[str, str], count: int, block: int | None = None
     ) -> list[Entry]:
-        """New entries (`start` ">") or this consumer's pending ones ("0")."""
+        """New entries (start ">") or this consumer's pending ones after an id ("0": all)."""
+        streams: Any = starts
         reply: Any = await self.redis.xreadgroup(
-            GROUP,
-            self.consumer,
-            {s: start for s in streams or self.streams},
-            count=count,
-            block=block,
+            GROUP, self.consumer, streams, count=count, block=block
         )
         entries: list[Entry] = []
         for name, items in reply or []:
@@ -71,17 +74,20 @@ class RedisShards:
         return entries
 
     async def read_pending(
-        self, count: int, streams: list[str] | None = None
-    ) -> tuple[list[Entry], bool]:
-        """Own entries delivered before and never acknowledged, minus those delivered too often
-        (dead-lettered instead). The flag says whether anything was pending at all."""
-        entries = await self._read("0", count, None, streams)
+        self, count: int, streams: list[str] | None = None, after: Mapping[str, str] | None = None
+    ) -> tuple[list[Entry], dict[str, str]]:
+        """Own entries delivered before and never acknowledged (after `after`'s id of each
+        stream), minus those delivered too often (dead-lettered instead); and the last id
+        read of each stream, empty when nothing was pending."""
+        starts = {s: (after or {}).get(s, "0") for s in streams or self.streams}
+        entries = await self._read_from(starts, count)
         if not entries:
-            return [], False
+            return [], {}
+        last = {s: i for s, i, _ in entries}
         over = await self._over_delivered({(s, i) for s, i, _ in entries})
         entries, rejected = sift_pending(entries, over, self.max_deliveries)
         await self.dead_letter(rejected)
-        return entries, True
+        return entries, last
 
     async def _over_delivered(self, wanted: set[tuple[str, str]]) -> set[tuple[str, str]]:
         over: set[tuple[str, str]] = set()
@@ -127,6 +133,17 @@ class RedisShards:
                 pipe.xack(name, GROUP, *entry_ids)
             await pipe.execute()
 
+    async def touch(self, ids: Iterable[tuple[str, str]]) -> None:
+        by_stream: dict[str, list[Any]] = {}
+        for name, entry_id in ids:
+            by_stream.setdefault(name, []).append(entry_id)
+        if not by_stream:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name, entry_ids in by_stream.items():  # JUSTID: the delivery count stays
+                pipe.xclaim(name, GROUP, self.consumer, 0, entry_ids, justid=True)
+            await pipe.execute()
+
     async def publish(self, payloads: list[bytes]) -> None:
         await publish_enrollments(self.redis, payloads)
 
@@ -150,6 +167,19 @@ class RedisShards:
 
     async def lag(self) -> list[ShardLag]:
         return await shard_lag(self.redis, self.shards)
+
+    async def spread_view(self, shards: int) -> SpreadView:
+        return await spread.read_view(self.redis, shards)
+
+    async def drained_through(self, shard: int, cutoff_ms: int) -> bool:
+        return await spread.drained_through(self.redis, shard, cutoff_ms)
+
+    async def set_spread(self, account_id: uuid.UUID, factor: int, shards: int) -> bool:
+        try:
+            change = await spread.set_spread(self.redis, account_id, factor, shards, "auto")
+        except spread.SpreadSettling:
+            return False
+        return change.changed
 
     async def ping(self) -> None:
         await self.redis.ping()

@@ -21,11 +21,10 @@ from pipelines.backtest import Backtest, Change, Result, check_window
 from pipelines.errors import ConfigError
 from pipelines.index import TriggerSpec, spec_from_config
 from pipelines.projection import utc
-from pipelines.sharding import shard_for
 from pipelines.triggers import validate_trigger
 from store import backtest as reads
 from store import workflows as store
-from streams import names, ranges
+from streams import ranges, spread
 from streams.errors import StreamError
 
 router = APIRouter(
@@ -197,11 +196,16 @@ async def backtest(
     start = utc(body.start) if body.start is not None else end - DEFAULT_WINDOW
     hours = request.app.state.settings.stream_retention_hours
     check_window(start, end, now, timedelta(hours=hours) if hours else LONGEST_WITHOUT_RETENTION)
-    name = names.events_stream(shard_for(account_id, request.app.state.shards))
     try:
-        pages = ranges.read_window(redis, name, _ms(start), _ms(end))
-        result = await reads.run(bt, pool, name, pages)
-        since = await ranges.first_entry_time(redis, name)
+        found = await spread.account_streams(redis, account_id, request.app.state.shards)
+        if len(found) == 1:
+            pages = ranges.read_window(redis, found[0], _ms(start), _ms(end))
+            result = await reads.run(bt, pool, found[0], pages)
+        else:
+            merged = ranges.read_windows(redis, found, _ms(start), _ms(end))
+            result = await reads.run_merged(bt, pool, merged)
+        firsts = [t for n in found if (t := await ranges.first_entry_time(redis, n)) is not None]
+        since = min(firsts, default=None)
     except StreamError as exc:
         detail = f"the event stream is unreachable: {exc}"
         raise ApiError(503, errors.SERVICE_UNAVAILABLE, detail) from exc

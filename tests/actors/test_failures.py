@@ -75,11 +75,20 @@ def test_poison_entries_go_to_the_dlq_with_a_reason_and_the_shard_flows(
         assert dead[entry_id]["stream"].decode() == streams.stream_of(t.account_id)
 
 
+@pytest.mark.parametrize("spread", [1, 4], ids=["home shard", "spread over every shard"])
 def test_killed_partition_actor_restarts_and_nothing_is_lost_or_doubled(
-    live_tenant: MakeTenant, streams: Streams, db_sync: Db, partitions: Partitions
+    live_tenant: MakeTenant,
+    streams: Streams,
+    db_sync: Db,
+    partitions: Partitions,
+    redis_url: str,
+    spread: int,
 ) -> None:
     t = live_tenant()
     active_workflow(t.client, "contact", "tag_added", HOT, MULTIPLE)
+    if spread > 1:  # both partitions consume the account; the home one is killed
+        with redis.Redis.from_url(redis_url) as r:
+            r.hset(names.SPREAD_KEY, str(t.account_id), min(spread, streams.shards))
     owner = partitions.owner(t.account_id)
     pid = ray.get(owner.pid.remote())
     first, second = hot_events(t.account_id, 2000), hot_events(t.account_id, 2000)

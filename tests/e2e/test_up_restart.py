@@ -19,8 +19,8 @@ import redis
 
 from hairtrigger import embedded
 from pipelines.examples import all_of, cond
-from pipelines.sharding import shard_for
 from streams import names
+from streams.events import Router
 from tests.support.db import Db
 from tests.support.factories import event
 from tests.support.servers import UP_RESTART_REDIS_DB, own_servers
@@ -51,17 +51,21 @@ def cli(env: dict[str, str], *args: str) -> dict[str, Any]:
 
 
 def send(url: str, events: list[dict[str, Any]]) -> None:
+    """As every producer does: routed by the account's spread (docs/contract.md §3)."""
+    router = Router(SHARDS, ttl_s=0)
     with redis.Redis.from_url(url) as client:
+        keys = [(e["account_id"], e["data"]["contact_id"]) for e in events]
+        streams = router.streams_sync(client, keys)
         pipe = client.pipeline(transaction=False)
-        for e in events:
-            stream = names.events_stream(shard_for(e["account_id"], SHARDS))
+        for e, stream in zip(events, streams, strict=True):
             pipe.xadd(stream, {names.EVENT_FIELD: orjson.dumps(e)})
         pipe.execute()
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("spread", [1, SHARDS], ids=["home shard", "spread over every shard"])
 def test_stop_with_events_queued_and_start_again(
-    own_services: dict[str, str], tmp_path: Path
+    own_services: dict[str, str], tmp_path: Path, spread: int
 ) -> None:
     env = own_services
     db = Db(env["DATABASE_URL"])
@@ -69,6 +73,9 @@ def test_stop_with_events_queued_and_start_again(
     try:
         up.wait_healthy()
         account = uuid.UUID(cli(env, "accounts", "create", "Restart Co")["account_id"])
+        if spread > 1:
+            answer = cli(env, "accounts", "spread", str(account), str(spread))
+            assert answer == {"account_id": str(account), "spread": spread}
         key = cli(env, "keys", "create", "--account", str(account))["api_key"]
         headers = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=f"{up.base}/api/v1", headers=headers, timeout=30) as client:

@@ -109,3 +109,81 @@ def test_a_redelivered_batch_changes_nothing(
     )
     assert count[0]["n"] == 1
     assert len(broker.entries(names.ENROLLMENTS_STREAM)) == 1  # the second run inserted nothing
+
+
+class _FailingPublish(MemoryShards):
+    """Publishing fails `times` times with `error`, then works."""
+
+    def __init__(self, broker: MemoryBroker, error: Exception, times: int) -> None:
+        super().__init__(broker, "partition-0", [0], 10)
+        self.error, self.times = error, times
+
+    async def publish(self, payloads: list[bytes]) -> None:
+        if self.times:
+            self.times -= 1
+            raise self.error
+        await super().publish(payloads)
+
+
+def _published(broker: MemoryBroker) -> list[uuid.UUID]:
+    return [
+        decode_enrollment(f[names.ENROLLMENT_FIELD.encode()]).id
+        for _, f in broker.entries(names.ENROLLMENTS_STREAM)
+    ]
+
+
+def test_a_batch_stopped_between_commit_and_publish_publishes_on_redelivery(
+    tenant: Callable[..., Tenant], db_sync: Db, database_url: str
+) -> None:
+    """No outbox row on the happy path: when the batch stops after its commit (here publishing
+    raises what no server would), its entries stay unacknowledged, and their redelivery
+    publishes the enrollment it had committed."""
+    t = tenant()
+    active_workflow(t.client, "contact", "tag_added", settings={"enrollment_limit": "multiple"})
+    broker = MemoryBroker()
+    broker.add_event(STREAM, encode_event(event(t.account_id, "contact.tag_added", tag="x")))
+    config = WorkerConfig(0, 1, 1, database_url, "redis://unused", block_ms=0)
+    worker = PartitionWorker(config, shards=_FailingPublish(broker, RuntimeError("crash"), 1))
+
+    async def go() -> None:
+        await worker.connect()
+        try:
+            await worker.step()  # nothing pending: to new entries
+            try:
+                await worker.step()
+            except RuntimeError:
+                worker._reread(ReadMode.ONE_BY_ONE)  # what the loop does after a failure
+            assert broker.streams[STREAM].pending  # committed, not acknowledged
+            assert _published(broker) == []
+            for _ in range(2):
+                await worker.step()
+        finally:
+            await worker.disconnect()
+
+    asyncio.run(go())
+    rows = db_sync.fetch("SELECT id FROM workflow_enrollments WHERE account_id = $1", t.account_id)
+    assert _published(broker) == [rows[0]["id"]]
+    assert broker.streams[STREAM].pending == {}
+    assert (
+        db_sync.fetch("SELECT * FROM enrollment_outbox WHERE enrollment_id = $1", rows[0]["id"])
+        == []
+    )
+
+
+def test_enrollments_the_stream_refuses_wait_in_the_outbox_and_the_batch_goes_on(
+    tenant: Callable[..., Tenant], db_sync: Db, database_url: str
+) -> None:
+    t = tenant()
+    active_workflow(t.client, "contact", "tag_added", settings={"enrollment_limit": "multiple"})
+    broker = MemoryBroker()
+    broker.add_event(STREAM, encode_event(event(t.account_id, "contact.tag_added", tag="x")))
+    config = WorkerConfig(0, 1, 1, database_url, "redis://unused", block_ms=0)
+    worker = PartitionWorker(config, shards=_FailingPublish(broker, ConnectionError("down"), 1))
+    _run(worker, 2)
+    rows = db_sync.fetch("SELECT id FROM workflow_enrollments WHERE account_id = $1", t.account_id)
+    held = db_sync.fetch(
+        "SELECT shard FROM enrollment_outbox WHERE enrollment_id = $1", rows[0]["id"]
+    )
+    assert [r["shard"] for r in held] == [0]
+    assert broker.streams[STREAM].pending == {}  # acknowledged: the outbox has it
+    assert _published(broker) == []

@@ -12,6 +12,7 @@ import redis
 
 from pipelines.sharding import shard_for
 from streams import names
+from streams.events import Router
 from tests.support.wait import wait_until
 
 
@@ -19,6 +20,7 @@ class Streams:
     def __init__(self, url: str) -> None:
         self.client = redis.Redis.from_url(url)
         self.shards = int(self.client.hget(names.META_KEY, names.META_SHARDS_FIELD))  # type: ignore[arg-type]
+        self.router = Router(self.shards, ttl_s=0)  # tests change spread factors at will
 
     def close(self) -> None:
         self.client.close()
@@ -27,9 +29,13 @@ class Streams:
         return names.events_stream(shard_for(account_id, self.shards))
 
     def send(self, events: Iterable[dict[str, Any]]) -> None:
+        """XADD as every producer does: by the account's spread as it is now."""
+        events = list(events)
+        keys = [(e["account_id"], e["data"]["contact_id"]) for e in events]
+        streams = self.router.streams_sync(self.client, keys)
         pipe = self.client.pipeline(transaction=False)
-        for e in events:
-            pipe.xadd(self.stream_of(e["account_id"]), {names.EVENT_FIELD: orjson.dumps(e)})
+        for e, stream in zip(events, streams, strict=True):
+            pipe.xadd(stream, {names.EVENT_FIELD: orjson.dumps(e)})
         pipe.execute()
 
     def send_raw(self, account_id: uuid.UUID, fields: dict[str, Any]) -> str:
@@ -62,8 +68,11 @@ class Streams:
                     return False
         return True
 
-    def wait_drained(self) -> None:
-        wait_until(self.drained, "the shards to drain")
+    def wait_drained(self, timeout: float | None = None) -> None:
+        if timeout is None:
+            wait_until(self.drained, "the shards to drain")
+        else:
+            wait_until(self.drained, "the shards to drain", timeout=timeout)
 
 
 def stream_events(client: redis.Redis, account_id: uuid.UUID) -> list[dict[str, Any]]:
