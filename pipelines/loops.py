@@ -208,26 +208,38 @@ def _was_changed(path: Path, emission: Emission) -> Truth:
 
 @dataclass(frozen=True, slots=True)
 class Node:
-    """An active workflow with a live, active trigger."""
+    """An active workflow with a live, active trigger. `rank` is where it sorts among the
+    account's workflows (creation order): a search over part of the graph that sorts its nodes
+    by it names the cycle a search over the whole graph names."""
 
     workflow_id: uuid.UUID
     name: str
     actions: tuple[Mapping[str, Any], ...]
     event: TriggerEvent
     filters: Group
+    rank: tuple[Any, ...] = ()
 
 
 def node(
-    workflow_id: uuid.UUID, name: str, actions: Iterable[Any], trigger_event: str, filters: object
+    workflow_id: uuid.UUID,
+    name: str,
+    actions: Iterable[Any],
+    trigger_event: str,
+    filters: object,
+    rank: tuple[Any, ...] = (),
 ) -> Node:
     """A node from stored rows. A filter that no longer parses counts as matching everything."""
     event = BY_NAME[trigger_event]
-    try:
-        parsed = parse_filters(filters, event)
-    except ConfigError:
-        parsed = EMPTY
     kept = tuple(a for a in actions if isinstance(a, Mapping))
-    return Node(workflow_id, name, kept, event, parsed)
+    return Node(workflow_id, name, kept, event, stored_filters(filters, event), rank)
+
+
+def stored_filters(filters: object, event: TriggerEvent) -> Group:
+    """A stored filter, parsed; one that no longer parses counts as matching everything."""
+    try:
+        return parse_filters(filters, event)
+    except ConfigError:
+        return EMPTY
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +265,7 @@ class Graph:
         self._pinned: dict[str, dict[str, dict[Hashable, list[int]]]] = {}
         self._any: dict[str, dict[str, list[int]]] = {}  # every node pinned on that field
         for position, n in enumerate(self.nodes):
-            pin = _pin(n)
+            pin = pin_of(n.filters, n.event)
             if pin is None:
                 self._free.setdefault(n.event.name, []).append(position)
                 continue
@@ -283,13 +295,13 @@ class Graph:
                         yield Step(source, index, label(action), emission.event.name, target)
 
 
-def _pin(n: Node) -> tuple[str, frozenset[Hashable]] | None:
+def pin_of(filters: Group, event: TriggerEvent) -> tuple[str, frozenset[Hashable]] | None:
     """An event field and the keys every match's value has, from a required equals/in."""
-    for leaf in required_leaves(n.filters):
+    for leaf in required_leaves(filters):
         if leaf.operator not in ("equals", "in"):
             continue
-        ref = resolve_field(leaf.field, n.event)
-        if ref.source == "event" and len(ref.path) == 1 and ref.path[0] in n.event.fields:
+        ref = resolve_field(leaf.field, event)
+        if ref.source == "event" and len(ref.path) == 1 and ref.path[0] in event.fields:
             values = leaf.value if isinstance(leaf.value, tuple) else (leaf.value,)
             return ref.path[0], frozenset(k for k in map(normalize_key, values) if k is not None)
     return None

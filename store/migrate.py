@@ -18,6 +18,9 @@ A database migrated before the repeatables existed (0004 created the functions i
 repeatable_migrations: its first migrate() applies the repeatables, which replace the functions
 by the same definitions (nothing is rebuilt then) and records their checksums; the numbered
 migrations it already applied, 0004 included, are skipped as always.
+
+Then the data SQL cannot compute is filled in: the loop keys of triggers saved before 0013
+(store.workflows.fill_loop_keys; a no-op once they are).
 """
 
 from __future__ import annotations
@@ -28,8 +31,12 @@ from importlib import resources
 
 import asyncpg
 
+from store.workflows import fill_loop_keys
+
 log = logging.getLogger(__name__)
 
+# The migration that adds the column fill_loop_keys fills.
+_LOOP_KEYS = "0013_loop_keys"
 # Any fixed 64-bit number: two processes migrating at once queue on it instead of racing.
 _LOCK_ID = 0x4861697254726967
 
@@ -129,6 +136,8 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
                 await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
             log.info("applied migration %s", version)
             applied_now.append(version)
+        if _LOOP_KEYS in done | set(applied_now) and (filled := await fill_loop_keys(conn)):
+            log.info("filed %d triggers under their loop keys", filled)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_ID)
     return applied_now

@@ -7,9 +7,13 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
+from pipelines.catalog import BY_NAME
+from pipelines.loop_search import listen_keys
+from pipelines.loops import stored_filters
 from pipelines.triggers import TriggerConfig
-from store.db import Executor
+from store.db import Conn, Executor
 
 Row = dict[str, Any]
 
@@ -115,8 +119,8 @@ async def insert_trigger(
     """Raises asyncpg.UniqueViolationError when the workflow already has a live trigger."""
     record = await conn.fetchrow(
         "INSERT INTO workflow_triggers (id, account_id, workflow_id, trigger_type,"
-        " trigger_event, filters, settings, is_active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        f" RETURNING {_TRIGGER_COLUMNS}",
+        " trigger_event, filters, settings, is_active, loop_keys)"
+        f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {_TRIGGER_COLUMNS}",
         uuid.uuid4(),
         account_id,
         workflow_id,
@@ -125,6 +129,7 @@ async def insert_trigger(
         config.filters_json(),
         config.settings.to_json(),
         is_active,
+        listen_keys(account_id, config.event, config.filters),
     )
     assert record is not None
     return dict(record)
@@ -141,18 +146,23 @@ async def live_trigger(conn: Executor, workflow_id: uuid.UUID) -> Row | None:
 
 
 async def replace_trigger(
-    conn: Executor, trigger_id: uuid.UUID, config: TriggerConfig, is_active: bool
+    conn: Executor,
+    account_id: uuid.UUID,
+    trigger_id: uuid.UUID,
+    config: TriggerConfig,
+    is_active: bool,
 ) -> Row:
     record = await conn.fetchrow(
         "UPDATE workflow_triggers SET trigger_type = $2, trigger_event = $3, filters = $4,"
-        " settings = $5, is_active = $6, version = version + 1, updated_at = now()"
-        f" WHERE id = $1 RETURNING {_TRIGGER_COLUMNS}",
+        " settings = $5, is_active = $6, loop_keys = $7, version = version + 1,"
+        f" updated_at = now() WHERE id = $1 RETURNING {_TRIGGER_COLUMNS}",
         trigger_id,
         config.event.category,
         config.event.name,
         config.filters_json(),
         config.settings.to_json(),
         is_active,
+        listen_keys(account_id, config.event, config.filters),
     )
     assert record is not None
     return dict(record)
@@ -178,17 +188,63 @@ async def lock_loop_check(conn: Executor, account_id: uuid.UUID) -> None:
     )
 
 
-async def loop_graph(conn: Executor, account_id: uuid.UUID, events: list[str]) -> list[Row]:
-    """The account's active workflows whose live, active trigger listens to one of `events`:
-    workflow_id, name, actions, trigger_event, filters (what loop detection reads)."""
+_LOOP_NODE = (
+    "SELECT w.id AS workflow_id, w.name, w.actions, w.created_at, t.trigger_event, t.filters"
+    " FROM workflows w JOIN workflow_triggers t ON t.workflow_id = w.id"
+    " WHERE w.status = 'active' AND w.deleted_at IS NULL AND t.deleted_at IS NULL AND t.is_active"
+)
+
+
+async def loop_node(conn: Executor, workflow_id: uuid.UUID) -> Row | None:
+    """The workflow as loop detection reads it (workflow_id, name, actions, created_at,
+    trigger_event, filters), if it is active and its live trigger is too."""
+    return _row(await conn.fetchrow(f"{_LOOP_NODE} AND w.id = $1", workflow_id))
+
+
+async def loop_listeners(
+    conn: Executor,
+    account_id: uuid.UUID,
+    keys: list[int],
+    events: list[str],
+    known: list[uuid.UUID],
+) -> list[Row]:
+    """The account's active workflows, other than `known`, whose live, active trigger is filed
+    under one of the loop `keys`, or has no keys yet and listens to one of `events`; the
+    columns of loop_node. Only for the account the connection works for (a SQL function past
+    the policies, so that the keys' index serves it: migration 0013)."""
     rows = await conn.fetch(
-        "SELECT w.id AS workflow_id, w.name, w.actions, t.trigger_event, t.filters"
-        " FROM workflows w JOIN workflow_triggers t ON t.workflow_id = w.id"
-        " WHERE w.account_id = $1 AND w.status = 'active' AND w.deleted_at IS NULL"
-        " AND t.account_id = $1 AND t.deleted_at IS NULL AND t.is_active"
-        " AND t.trigger_event = ANY($2::text[])"
-        " ORDER BY w.created_at, w.id",
+        "SELECT * FROM hairtrigger_loop_listeners($1, $2::bigint[], $3::text[], $4::uuid[])",
         account_id,
+        keys,
         events,
+        known,
     )
     return [dict(r) for r in rows]
+
+
+async def fill_loop_keys(conn: Conn, batch: int = 1000) -> int:
+    """File the live triggers saved before loop keys existed; how many. Keys are computed by
+    pipelines.loop_search, which SQL cannot run, so migrate() calls this after the migrations."""
+    filled = 0
+    while True:
+        rows = await conn.fetch(
+            "SELECT id, account_id, trigger_event, filters::text AS filters FROM workflow_triggers"
+            " WHERE loop_keys IS NULL AND deleted_at IS NULL LIMIT $1",
+            batch,
+        )
+        if not rows:
+            return filled
+        await conn.executemany(
+            "UPDATE workflow_triggers SET loop_keys = $2 WHERE id = $1",
+            [(r["id"], _stored_keys(r)) for r in rows],
+        )
+        filled += len(rows)
+
+
+def _stored_keys(row: asyncpg.Record) -> list[int]:
+    event = BY_NAME.get(row["trigger_event"])
+    if event is None:
+        return []
+    return listen_keys(
+        row["account_id"], event, stored_filters(orjson.loads(row["filters"]), event)
+    )

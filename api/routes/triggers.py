@@ -103,7 +103,9 @@ async def replace_trigger(
     async with pool.acquire() as conn, conn.transaction():
         workflow = await owned_workflow(conn, principal, workflow_id, lock=True)
         before = await _live_trigger(conn, workflow_id, trigger_id)
-        after = await store.replace_trigger(conn, trigger_id, config, body.is_active)
+        after = await store.replace_trigger(
+            conn, principal.account_id, trigger_id, config, body.is_active
+        )
         if workflow["status"] == "active" and after["is_active"]:
             await refuse_loop(conn, principal.account_id, workflow_id)
         await record_change(

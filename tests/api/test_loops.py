@@ -299,3 +299,40 @@ def test_concurrent_activations_held_at_the_lock_exactly_one_succeeds(
 
     assert asyncio.run(run()) == [200, 409]
     assert _active(db_sync, ids) == 1
+
+
+def test_a_loop_closed_through_a_long_chain_is_refused(tenant: MakeTenant) -> None:
+    """The check reads the workflows ring by ring (pipelines.loop_search): twelve rings here."""
+    t = tenant()
+    names = [f"W{i}" for i in range(12)]
+    for i, name in enumerate(names):
+        tag = {"type": "add_tag", "tag": f"t{i + 1}"}
+        activate(t.client, workflow(t.client, name, on_tag(f"t{i}"), tag))
+    closing = workflow(t.client, "Close", on_tag("t12"), {"type": "add_tag", "tag": "t0"})
+    steps = " ".join(f"--add_tag:t{i + 1}--> {name}" for i, name in enumerate(names[1:]))
+    cycle = f"Close --add_tag:t0--> W0 {steps} --add_tag:t12--> Close"
+    body = refused(set_status(t.client, closing, "active"), cycle)
+    assert len(body["cycle"]) == 13
+
+
+def test_a_trigger_saved_before_loop_keys_existed_still_closes_a_loop(
+    tenant: MakeTenant, db_sync: Db
+) -> None:
+    t = tenant()
+    a, b = _pair(t)
+    activate(t.client, a)
+    db_sync.value(
+        "UPDATE workflow_triggers SET loop_keys = NULL WHERE workflow_id = $1", uuid.UUID(a)
+    )
+    refused(set_status(t.client, b, "active"), "B --add_tag:vip--> A --add_tag:gold--> B")
+
+
+def test_replacing_a_trigger_files_it_under_its_new_values(tenant: MakeTenant) -> None:
+    t = tenant()
+    a = workflow(t.client, "A", on_tag("gold"), ADD_VIP)
+    b = workflow(t.client, "B", on_tag("vip"), {"type": "add_tag", "tag": "silver"})
+    activate(t.client, a)
+    activate(t.client, b)
+    trigger = t.client.get(f"/workflows/{a}/trigger").json()
+    response = t.client.put(f"/workflows/{a}/trigger/{trigger['id']}", json=on_tag("silver"))
+    refused(response, "A --add_tag:vip--> B --add_tag:silver--> A")
