@@ -40,7 +40,7 @@ from pipelines.metrics import Registry, Sink
 from pipelines.projection import Contact
 from pipelines.reasons import Blocked, DeadLetter
 from pipelines.sharding import account_shards, shard_for, shards_of
-from pipelines.spread import EMPTY, SpreadView, auto_factor
+from pipelines.spread import EMPTY, SpreadView, auto_factor, auto_threshold
 from pipelines.trigger_stats import TriggerKey
 from store.partition import PartitionStore
 from streams import names
@@ -78,8 +78,10 @@ class WorkerConfig:
     trim_every_s: float = 60.0
     spread_refresh_s: float = 1.0  # how old this partition's view of spread factors may be
     # Auto-spread (docs/operations.md §12): an account sending one partition more events per
-    # second than this, over a window, is spread twice as wide (0: never).
+    # second than this over a window, or more than the busy figure while the partition falls
+    # behind, is spread twice as wide (0: never).
     auto_spread_events_s: float = 3000.0
+    auto_spread_busy_events_s: float = 500.0
     auto_spread_window_s: float = 10.0
 
 
@@ -138,6 +140,7 @@ class PartitionWorker:
         self._homes: dict[uuid.UUID, int] = {}
         self._rate: Counter[uuid.UUID] = Counter()
         self._rate_since = time.monotonic()
+        self._backlog = self._backlog_then = 0  # undelivered entries: now, at window start
         self._hours: dict[uuid.UUID, BusinessHours] = {}
         self._hours_at: dict[uuid.UUID, float] = {}
         self._stopping = asyncio.Event()
@@ -621,9 +624,17 @@ class PartitionWorker:
         if c.auto_spread_events_s <= 0 or elapsed < c.auto_spread_window_s:
             return
         counts, self._rate, self._rate_since = self._rate, Counter(), time.monotonic()
+        threshold = auto_threshold(
+            c.auto_spread_events_s,
+            c.auto_spread_busy_events_s,
+            self._backlog_then,
+            self._backlog,
+            c.batch_size * len(self.shards),
+        )
+        self._backlog_then = self._backlog
         for account, n in counts.items():
             rate = n / elapsed
-            factor = auto_factor(self._view.factor(account), rate, c.auto_spread_events_s, c.shards)
+            factor = auto_factor(self._view.factor(account), rate, threshold, c.shards)
             if factor is None or account in self._view.pinned:
                 continue
             if await self._stream().set_spread(account, factor, c.shards):
@@ -646,12 +657,15 @@ class PartitionWorker:
         await streams.dead_letter(await streams.trim(int(time.time() * 1000)))
 
     async def _sample_lag(self) -> None:
+        backlog = 0
         for s in await self._stream().lag():
+            backlog += s.lag or 0
             tags = {"partition": self.config.partition, "shard": s.shard}
             self.metrics.set(sm.STREAM_LENGTH, s.length, **tags)
             self.metrics.set(sm.STREAM_PENDING, s.pending, **tags)
             if s.lag is not None:
                 self.metrics.set(sm.STREAM_LAG, s.lag, **tags)
+        self._backlog = backlog
 
     def _count_dead_letters(self, rejected: list[Rejected]) -> None:
         sm.record_dead_letters(self.metrics, self.config.partition, rejected)

@@ -77,3 +77,14 @@ def auto_factor(current: int, rate: float, threshold: float, shards: int) -> int
     if threshold <= 0 or rate <= threshold or current >= shards:
         return None
     return bounded(current * 2, shards)
+
+
+def auto_threshold(
+    alone: float, busy: float, backlog_then: int, backlog_now: int, batch: int
+) -> float:
+    """The events per second of one account above which a partition spreads it: `alone`, or
+    `busy` while the partition falls behind (its backlog of undelivered entries grew over the
+    window and holds more than a batch): an account need not be huge to be worth sharing out
+    when its partition cannot keep up and another may be idle."""
+    behind = backlog_now > backlog_then and backlog_now >= batch
+    return min(alone, busy) if behind and busy > 0 else alone

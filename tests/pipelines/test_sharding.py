@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from pipelines.sharding import account_shards, shard_for
-from pipelines.spread import SETTLE_MS, Move, SpreadView, auto_factor
+from pipelines.spread import SETTLE_MS, Move, SpreadView, auto_factor, auto_threshold
 
 # (account_id, contact_id, spread, shards) -> shard
 TABLE = [
@@ -96,3 +96,10 @@ def test_auto_spread_doubles_past_the_threshold_up_to_the_shard_count() -> None:
     assert auto_factor(4, 9000, 3000, 6) == 6
     assert auto_factor(8, 9000, 3000, 8) is None
     assert auto_factor(1, 9000, 0, 8) is None  # 0: off
+
+
+def test_a_partition_falling_behind_spreads_smaller_accounts() -> None:
+    assert auto_threshold(3000, 500, 100, 50_000, 4000) == 500  # backlog grew past a batch
+    assert auto_threshold(3000, 500, 60_000, 50_000, 4000) == 3000  # catching up
+    assert auto_threshold(3000, 500, 0, 3000, 4000) == 3000  # less than a batch behind
+    assert auto_threshold(3000, 0, 0, 50_000, 4000) == 3000  # busy rule off

@@ -109,3 +109,46 @@ def test_a_moved_contact_waits_for_its_old_shard_then_enrolls_in_order(
             await p1.disconnect()
 
     asyncio.run(go())
+
+
+def test_a_hot_account_spreads_itself_and_a_pinned_one_does_not(
+    tenant: Callable[..., Tenant], db_sync: Db, database_url: str
+) -> None:
+    """Auto-spread (docs/operations.md §12): past the threshold over the window, the factor
+    doubles; an account an operator pinned keeps its own."""
+    hot, pinned = _home_zero(tenant), _home_zero(tenant)
+    broker = MemoryBroker()
+    broker.spread = replace(broker.spread, pinned=frozenset({pinned.account_id}))
+    for t in (hot, pinned):
+        for _ in range(300):
+            broker.add_event(
+                names.events_stream(0),
+                encode_event(event(t.account_id, "contact.tag_added", tag="x")),
+            )
+    config = WorkerConfig(
+        0,
+        SHARDS,
+        SHARDS,
+        database_url,
+        "redis://unused",
+        block_ms=0,
+        auto_spread_events_s=50,
+        auto_spread_window_s=0.2,
+    )
+    worker = PartitionWorker(config, shards=MemoryShards(broker, "partition-0", [0], 10))
+
+    async def go() -> None:
+        await worker.connect()
+        try:
+            for _ in range(3):
+                await worker.step()
+            await asyncio.sleep(0.25)
+            await worker._auto_spread()
+        finally:
+            await worker.disconnect()
+
+    asyncio.run(go())
+    assert broker.spread.factor(hot.account_id) == 2
+    assert broker.spread.moves[hot.account_id].old == 1
+    assert broker.spread.factor(pinned.account_id) == 1
+    assert worker.metrics.total("hairtrigger_auto_spreads") == 1

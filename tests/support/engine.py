@@ -39,6 +39,7 @@ def partition_actors(settings: Settings) -> Iterator[Partitions]:
         housekeeping_s=0.5,
         claim_idle_ms=5_000,
         max_deliveries=3,
+        auto_spread_events_s=0,  # the session's accounts stay where tests put them
     )
     yield group
     group.stop()
