@@ -373,14 +373,19 @@ class PartitionWorker:
         for e in events:
             account = e.envelope.account_id
             factor = view.factors.get(account, 1)
-            if factor == 1:
+            if factor == 1 and account not in view.moves:
                 home = homes.get(account)
                 if home is None:
                     home = homes[account] = shard_for(account, shards)
                 if home != shard_of[e.stream]:
                     return True
             elif shard_for(account, shards, e.contact_id, factor) != shard_of[e.stream]:
-                return True
+                move = view.moves.get(account)  # sent before the change: no news
+                if (
+                    move is None
+                    or move.old_shard(account, e.contact_id, shards) != shard_of[e.stream]
+                ):
+                    return True
         return False
 
     async def _hold_back_moved(
