@@ -123,9 +123,7 @@ class RedisShards:
             )
 
     async def ack(self, ids: Iterable[tuple[str, str]]) -> None:
-        by_stream: dict[str, list[str]] = {}
-        for name, entry_id in ids:
-            by_stream.setdefault(name, []).append(entry_id)
+        by_stream = _by_stream(ids)
         if not by_stream:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -134,9 +132,7 @@ class RedisShards:
             await pipe.execute()
 
     async def touch(self, ids: Iterable[tuple[str, str]]) -> None:
-        by_stream: dict[str, list[Any]] = {}
-        for name, entry_id in ids:
-            by_stream.setdefault(name, []).append(entry_id)
+        by_stream = _by_stream(ids)
         if not by_stream:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -186,3 +182,11 @@ class RedisShards:
 
     async def close(self) -> None:
         await self.redis.aclose()
+
+
+def _by_stream(ids: Iterable[tuple[str, str]]) -> dict[str, list[Any]]:
+    """Entry ids grouped by their stream, for one command per stream."""
+    grouped: dict[str, list[Any]] = {}
+    for name, entry_id in ids:
+        grouped.setdefault(name, []).append(entry_id)
+    return grouped
