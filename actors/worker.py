@@ -77,6 +77,9 @@ class WorkerConfig:
     stream_max_len: int = 0  # approximate length cap per shard stream (0: none)
     trim_every_s: float = 60.0
     spread_refresh_s: float = 1.0  # how old this partition's view of spread factors may be
+    # Held-back events (a spread change) kept in memory at most; past it, the streams they came
+    # from are not read until their old shards catch up.
+    max_held: int = 50_000
     # Auto-spread (docs/operations.md §12): an account sending one partition more events per
     # second than this over a window, or more than the busy figure while the partition falls
     # behind, is spread twice as wide (0: never).
@@ -322,6 +325,15 @@ class PartitionWorker:
         if entries:
             await self._process(entries)
 
+    def _readable(self) -> list[str] | None:
+        """The streams to read new entries from: all (None), unless the held-back entries have
+        reached `max_held`; then not those they came from, so that memory stays bounded."""
+        held = [s for entries in self._held.values() for s, _, _ in entries]
+        if len(held) < self.config.max_held:
+            return None
+        full = set(held)
+        return [name for name in self._stream().streams if name not in full]
+
     def _reread(self, mode: ReadMode) -> None:
         """Start again from this consumer's own pending entries (held-back ones included)."""
         self.mode, self._cursor, self._held = mode, {}, {}
@@ -329,7 +341,11 @@ class PartitionWorker:
     async def _read(self) -> list[Entry]:
         c, streams = self.config, self._stream()
         if self.mode is ReadMode.NEW:
-            return await streams.read_new(c.batch_size, c.block_ms)
+            readable = self._readable()
+            if readable == []:  # every stream waits for its old shard
+                await asyncio.sleep(c.block_ms / 1000)
+                return []
+            return await streams.read_new(c.batch_size, c.block_ms, readable)
         if self.mode is ReadMode.PENDING:
             entries, last = await streams.read_pending(c.batch_size, after=self._cursor)
         else:

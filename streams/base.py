@@ -50,8 +50,11 @@ class Shards(Protocol):
     async def ensure_groups(self) -> None:
         """Consumer groups start at the beginning: events written before the first start."""
 
-    async def read_new(self, count: int, block_ms: int) -> list[Entry]:
-        """Entries never delivered to the group, up to `count` per stream."""
+    async def read_new(
+        self, count: int, block_ms: int, streams: list[str] | None = None
+    ) -> list[Entry]:
+        """Entries never delivered to the group, up to `count` per stream (of `streams` only,
+        when given)."""
 
     async def read_pending(
         self, count: int, streams: list[str] | None = None, after: Mapping[str, str] | None = None

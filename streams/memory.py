@@ -112,17 +112,20 @@ class MemoryShards:
         for name in self.streams:
             self._stream(name)
 
-    async def read_new(self, count: int, block_ms: int) -> list[Entry]:
-        entries = self._deliver_new(count)
+    async def read_new(
+        self, count: int, block_ms: int, streams: list[str] | None = None
+    ) -> list[Entry]:
+        names_ = self.streams if streams is None else streams
+        entries = self._deliver_new(count, names_)
         if not entries and block_ms:
             await self.broker.wait_for_entries(block_ms / 1000)
-            entries = self._deliver_new(count)
+            entries = self._deliver_new(count, names_)
         return entries
 
-    def _deliver_new(self, count: int) -> list[Entry]:
+    def _deliver_new(self, count: int, streams: list[str]) -> list[Entry]:
         out: list[Entry] = []
         now = time.monotonic()
-        for name in self.streams:
+        for name in streams:
             stream = self._stream(name)
             fresh = [(i, f) for i, f in stream.entries.items() if _id(i) > stream.last_delivered]
             for entry_id, fields in fresh[:count]:

@@ -51,12 +51,11 @@ class RedisShards:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
-    async def read_new(self, count: int, block_ms: int) -> list[Entry]:
-        return await self._read(">", count, block_ms)
-
-    async def _read(self, start: str, count: int, block: int | None) -> list[Entry]:
-        """New entries (`start` ">")."""
-        return await self._read_from(dict.fromkeys(self.streams, start), count, block)
+    async def read_new(
+        self, count: int, block_ms: int, streams: list[str] | None = None
+    ) -> list[Entry]:
+        starts = dict.fromkeys(self.streams if streams is None else streams, ">")
+        return await self._read_from(starts, count, block_ms)
 
     async def _read_from(
         self, starts: dict[str, str], count: int, block: int | None = None

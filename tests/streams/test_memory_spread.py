@@ -152,3 +152,48 @@ def test_a_hot_account_spreads_itself_and_a_pinned_one_does_not(
     assert broker.spread.moves[hot.account_id].old == 1
     assert broker.spread.factor(pinned.account_id) == 1
     assert worker.metrics.total("hairtrigger_auto_spreads") == 1
+
+
+def test_held_back_events_past_the_bound_pause_their_stream(
+    tenant: Callable[..., Tenant], db_sync: Db, database_url: str
+) -> None:
+    """At `max_held` held-back events, the stream they came from is not read until their old
+    shard catches up: memory stays bounded, and nothing is lost or reordered."""
+    t = _home_zero(tenant)
+    active_workflow(t.client, "contact", "tag_added", settings={"enrollment_limit": "multiple"})
+    moved = _contact_for_shard(t.account_id, 1)
+    broker = MemoryBroker()
+    now_ms = int(time.time() * 1000)
+    broker.spread = replace(
+        broker.spread,
+        factors={t.account_id: 2},
+        moves={t.account_id: Move(1, 2, now_ms - SETTLE_MS + 1500, 2)},
+    )
+    stream = names.events_stream(1)
+    sent = [event(t.account_id, "contact.tag_added", moved, tag=f"t{i}") for i in range(3)]
+    for e in sent[:2]:
+        broker.add_event(stream, encode_event(e))
+    config = WorkerConfig(1, SHARDS, SHARDS, database_url, "redis://unused", block_ms=0, max_held=2)
+    worker = PartitionWorker(config, shards=MemoryShards(broker, "partition-1", [1], 10))
+
+    async def go() -> None:
+        await worker.connect()
+        try:
+            for _ in range(2):
+                await worker.step()  # both held back: the bound is reached
+            last = broker.add_event(stream, encode_event(sent[2]))
+            await worker.step()
+            assert last not in broker.streams[stream].pending  # not even read
+            await asyncio.sleep(max(0.0, (now_ms + 1500 - time.time() * 1000) / 1000) + 0.05)
+            for _ in range(3):
+                await worker.step()
+        finally:
+            await worker.disconnect()
+
+    asyncio.run(go())
+    rows = db_sync.fetch(
+        "SELECT event_id FROM workflow_enrollments WHERE account_id = $1 ORDER BY enrolled_at",
+        t.account_id,
+    )
+    assert [str(r["event_id"]) for r in rows] == [e["event_id"] for e in sent]
+    assert broker.streams[stream].pending == {}
