@@ -328,10 +328,9 @@ class PartitionWorker:
     def _readable(self) -> list[str] | None:
         """The streams to read new entries from: all (None), unless the held-back entries have
         reached `max_held`; then not those they came from, so that memory stays bounded."""
-        held = [s for entries in self._held.values() for s, _, _ in entries]
-        if len(held) < self.config.max_held:
+        if self._held_count() < self.config.max_held:
             return None
-        full = set(held)
+        full = {s for entries in self._held.values() for s, _, _ in entries}
         return [name for name in self._stream().streams if name not in full]
 
     def _reread(self, mode: ReadMode) -> None:
@@ -454,9 +453,11 @@ class PartitionWorker:
             self._report_held()
         return out
 
+    def _held_count(self) -> int:
+        return sum(len(v) for v in self._held.values())
+
     def _report_held(self) -> None:
-        held = sum(len(v) for v in self._held.values())
-        self.metrics.set(sm.HELD_BACK, held, partition=self.config.partition)
+        self.metrics.set(sm.HELD_BACK, self._held_count(), partition=self.config.partition)
 
     async def _known_accounts(
         self, events: list[Event], entries: list[Entry]

@@ -71,6 +71,14 @@ def bounded(value: int, shards: int) -> int:
     return max(1, min(value, shards))
 
 
+def factor_of(value: bytes | str | None, shards: int) -> int:
+    """A published factor, bounded to [1, shards]; absent or unreadable counts as 1."""
+    try:
+        return bounded(int(value), shards) if value is not None else 1
+    except ValueError:
+        return 1
+
+
 def auto_factor(current: int, rate: float, threshold: float, shards: int) -> int | None:
     """The factor an account should grow to when the events it sends one partition per second
     (`rate`) pass `threshold`: double, up to the shard count; None to leave it."""

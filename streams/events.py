@@ -12,6 +12,7 @@ import redis
 from redis.asyncio import Redis
 
 from pipelines.sharding import shard_for
+from pipelines.spread import factor_of
 from streams import names
 
 Item = tuple[str, bytes]  # (shard stream, envelope JSON)
@@ -100,12 +101,4 @@ class Router:
     def _store(self, accounts: list[str], found: Sequence[bytes | str | None]) -> None:
         now = time.monotonic()
         for account, value in zip(accounts, found, strict=True):
-            self._spread[account] = (_spread_of(value, self.shards), now)
-
-
-def _spread_of(value: bytes | str | None, shards: int) -> int:
-    """A published factor, bounded to [1, shards]; anything unreadable counts as 1."""
-    try:
-        return max(1, min(int(value), shards)) if value is not None else 1
-    except ValueError:
-        return 1
+            self._spread[account] = (factor_of(value, self.shards), now)

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from pipelines.sharding import account_shards
-from pipelines.spread import Move, SpreadView, bounded
+from pipelines.spread import Move, SpreadView, bounded, factor_of
 from streams import names
 
 GROUP = names.CONSUMER_GROUP
@@ -58,27 +58,23 @@ class Change:
     refused_pinned: bool = False
 
 
+def _uuid(key: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(_text(key))
+    except ValueError:
+        return None  # not an account's field: ignored
+
+
 def _uuids(raw: Any) -> dict[uuid.UUID, str]:
-    out: dict[uuid.UUID, str] = {}
-    for key, value in (raw or {}).items():
-        try:
-            account = uuid.UUID(key.decode() if isinstance(key, bytes) else key)
-        except ValueError:
-            continue
-        out[account] = value.decode() if isinstance(value, bytes) else str(value)
-    return out
+    return {a: _text(v) for k, v in (raw or {}).items() if (a := _uuid(k)) is not None}
 
 
 def _view(factors: Any, moves: Any, pinned: Any, shards: int) -> SpreadView:
-    parsed: dict[uuid.UUID, int] = {}
-    for account, value in _uuids(factors).items():
-        try:
-            parsed[account] = bounded(int(value), shards)
-        except ValueError:
-            continue  # unreadable counts as 1 (docs/contract.md §3)
+    """Unreadable factors count as 1 (docs/contract.md §3), unreadable moves as none."""
+    parsed = {a: factor_of(v, shards) for a, v in _uuids(factors).items()}
     found = {a: m for a, v in _uuids(moves).items() if (m := Move.decode(v)) is not None}
-    members = set(_uuids({p: b"" for p in pinned or ()}))
-    return SpreadView(parsed, found, frozenset(members))
+    members = frozenset(a for p in pinned or () if (a := _uuid(p)) is not None)
+    return SpreadView(parsed, found, members)
 
 
 async def read_view(client: Redis, shards: int) -> SpreadView:
