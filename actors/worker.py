@@ -52,9 +52,6 @@ from streams.shards import RedisShards
 log = logging.getLogger(__name__)
 
 HOURS_TTL_S = 30.0
-# A misrouted event re-reads the spread view at most this often: a producer still on an old
-# factor (it keeps one a few seconds) must not cost a Redis read per batch.
-MISROUTED_REFRESH_S = 0.05
 # The servers' own failures: retried as they are, never blamed on the batch.
 SERVER_ERRORS = (StreamError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -360,31 +357,127 @@ class PartitionWorker:
         return entries
 
     async def _process(self, entries: list[Entry]) -> None:
+        redelivered = self.mode is not ReadMode.NEW
+        events, entries = await self._admit(entries)
+        batches = await self._commit_isolating(events, entries, redelivered) if events else []
+        await self._stream().ack((s, i) for s, i, _ in entries)
+        self._tally(batches, len(entries))
+
+    async def _admit(self, entries: list[Entry]) -> tuple[list[Event], list[Entry]]:
+        """The events of the entries that this partition is to process now: what cannot be
+        processed is dead-lettered, strays go to their own shard, moved contacts wait."""
         events, rejected = _decode(entries)
         events, unknown = await self._known_accounts(events, entries)
         await self._stream().dead_letter(rejected + unknown)
-        if self._misrouted(events):  # a producer knows of a change this view does not yet
-            await self._sync_spread(refresh_s=MISROUTED_REFRESH_S)
+        events, entries = await self._route_strays(events, entries)
         events, entries = await self._hold_back_moved(events, entries)
         arriving = {e.envelope.account_id for e in events} - self._loaded
         if arriving:  # events can come before this partition's view of the spread does
             await self._take_on(arriving)
-        batch = Batch(events)
-        redelivered = self.mode is not ReadMode.NEW
-        if events:
-            await self._match(batch)
-            await self._read_policy_inputs(batch)
-            self._decide(batch)
-            await self._write(batch)
-            await self._publish_committed(batch, redelivered)
-        await self._stream().ack((s, i) for s, i, _ in entries)
-        self._tally(batch, len(entries))
+        return events, entries
 
-    def _misrouted(self, events: list[Event]) -> bool:
-        """Did any event come on another shard than this partition's view of the spread
-        routes it to?"""
+    async def _commit_isolating(
+        self, events: list[Event], entries: list[Entry], redelivered: bool
+    ) -> list[Batch]:
+        """Commit the events as one batch; when that fails for anything but an outage, commit
+        each half on its own, and so on down to the culprit (docs/architecture.md §4): the
+        good events of the batch commit, in order, at once."""
+        try:
+            return [await self._commit(events, redelivered)]
+        except Exception as exc:
+            if _is_outage(exc):
+                raise
+            self.metrics.inc(sm.BATCH_ERRORS, partition=self.config.partition)
+            if len(events) == 1:
+                return await self._retry_alone(events[0], entries, True, exc)
+            log.warning(
+                "%s: a batch of %d events failed (%s: %s); isolating the culprit",
+                self.consumer,
+                len(events),
+                type(exc).__name__,
+                exc,
+                exc_info=True,
+            )
+        # The parts publish again what an earlier try may have committed (as a redelivery does).
+        half = len(events) // 2
+        first = await self._commit_isolating(events[:half], entries, True)
+        return first + await self._commit_isolating(events[half:], entries, True)
+
+    async def _retry_alone(
+        self, event: Event, entries: list[Entry], redelivered: bool, first: Exception
+    ) -> list[Batch]:
+        """One event failed on its own: once more, and if it raises the same way again it is
+        dead-lettered with the error as its reason (anything else is left to redelivery)."""
+        try:
+            return [await self._commit([event], redelivered)]
+        except Exception as exc:
+            if _is_outage(exc) or type(exc) is not type(first):
+                raise
+            field_name = names.EVENT_FIELD.encode()
+            raw = next(
+                (f or {}).get(field_name, b"")
+                for s, i, f in entries
+                if (s, i) == (event.stream, event.entry_id)
+            )
+            reason = f"could not be processed: {type(exc).__name__}: {exc}"
+            await self._stream().dead_letter(
+                [Rejected(event.stream, event.entry_id, raw, DeadLetter.UNPROCESSABLE, reason)]
+            )
+            return []
+
+    async def _commit(self, events: list[Event], redelivered: bool) -> Batch:
+        batch = Batch(events)
+        await self._match(batch)
+        await self._read_policy_inputs(batch)
+        self._decide(batch)
+        await self._write(batch)
+        await self._publish_committed(batch, redelivered)
+        return batch
+
+    async def _route_strays(
+        self, events: list[Event], entries: list[Entry]
+    ) -> tuple[list[Event], list[Entry]]:
+        """Events that came on another shard than routing names (a producer that does not
+        route as the contract says, docs/contract.md §3) are moved to it, once; one already
+        moved is dead-lettered. A view of the spread older than the producer's is read again
+        first."""
+        strays = self._strays(events)
+        if not strays:
+            return events, entries
+        await self._sync_spread(refresh_s=0)
+        strays = self._strays(strays)
+        if not strays:
+            return events, entries
+        fields = {(s, i): f for s, i, f in entries}
+        mark, shards = names.REROUTED_FIELD.encode(), self.config.shards
+        moves: list[tuple[Entry, str]] = []
+        bounced: list[Rejected] = []
+        for e in strays:
+            f = fields[(e.stream, e.entry_id)] or {}
+            account = e.envelope.account_id
+            home = shard_for(account, shards, e.contact_id, self._view.factor(account))
+            if mark in f:
+                why = f"misrouted: came on {e.stream} after a move; its routing names shard {home}"
+                raw = f.get(names.EVENT_FIELD.encode(), b"")
+                bounced.append(Rejected(e.stream, e.entry_id, raw, DeadLetter.MISROUTED, why))
+            else:
+                moves.append(((e.stream, e.entry_id, f), names.events_stream(home)))
+                self.metrics.inc(
+                    sm.REROUTED, partition=self.config.partition, shard=self._shard_of[e.stream]
+                )
+        await self._stream().reroute(moves)
+        await self._stream().dead_letter(bounced)
+        if moves:
+            log.warning("%s: moved %d events to the shard they route to", self.consumer, len(moves))
+        gone = {(e.stream, e.entry_id) for e in strays}
+        kept = [e for e in events if (e.stream, e.entry_id) not in gone]
+        return kept, [x for x in entries if (x[0], x[1]) not in gone]
+
+    def _strays(self, events: list[Event]) -> list[Event]:
+        """The events that came on another shard than this partition's view of the spread
+        routes them to (or, for a moved account, routed them to before the move)."""
         view, shards, shard_of = self._view, self.config.shards, self._shard_of
-        homes = self._homes
+        homes, strays = self._homes, []
         for e in events:
             account = e.envelope.account_id
             factor = view.factors.get(account, 1)
@@ -393,15 +486,15 @@ class PartitionWorker:
                 if home is None:
                     home = homes[account] = shard_for(account, shards)
                 if home != shard_of[e.stream]:
-                    return True
+                    strays.append(e)
             elif shard_for(account, shards, e.contact_id, factor) != shard_of[e.stream]:
-                move = view.moves.get(account)  # sent before the change: no news
+                move = view.moves.get(account)  # sent before the change: no stray
                 if (
                     move is None
                     or move.old_shard(account, e.contact_id, shards) != shard_of[e.stream]
                 ):
-                    return True
-        return False
+                    strays.append(e)
+        return strays
 
     async def _hold_back_moved(
         self, events: list[Event], entries: list[Entry]
@@ -525,12 +618,13 @@ class PartitionWorker:
         batch.committed_ms = time.time() * 1000
         self._contacts.update(batch.working)
 
-    def _tally(self, batch: Batch, entries: int) -> None:
-        """The one tally of a batch: the metrics registry (stats() reads it back)."""
+    def _tally(self, batches: list[Batch], entries: int) -> None:
+        """The one tally of what was read together (one batch, or the parts a failure split
+        it into): the metrics registry (stats() reads it back)."""
         partition = self.config.partition
         self.metrics.observe(sm.BATCH_SIZE, entries, partition=partition)
-        self._rate.update(e.envelope.account_id for e in batch.events)
-        if batch.events:
+        for batch in batches:
+            self._rate.update(e.envelope.account_id for e in batch.events)
             self.metrics.observe(sm.MATCH_MS, batch.match_ms, partition=partition)
             sm.record_batch(
                 self.metrics,

@@ -93,6 +93,10 @@ CATEGORIES: tuple[str, ...] = tuple(dict.fromkeys(e.category for e in TRIGGER_EV
 BY_NAME: dict[str, TriggerEvent] = {e.name: e for e in TRIGGER_EVENTS}
 BY_EVENT_TYPE: dict[str, TriggerEvent] = {e.event_type: e for e in TRIGGER_EVENTS}
 
+# Event types only the engine emits (the scheduler's time events, segment changes): a tenant
+# may not send them (docs/contract.md §3).
+ENGINE_EVENT_PREFIXES: tuple[str, ...] = ("time.", "segment.")
+
 # Events of the projection that no trigger listens to.
 CONTACT_DELETED = "contact.deleted"
 

@@ -14,6 +14,7 @@ import msgspec
 import orjson
 
 from pipelines.catalog import BY_EVENT_TYPE, CONTACT_DELETED
+from pipelines.event_limits import check_envelope
 from pipelines.reasons import DeadLetter
 
 
@@ -105,6 +106,10 @@ def decode(stream: str, entry_id: str, raw: bytes | None) -> Event | Rejected:
     for key in ("previous_state", "current_state"):
         if envelope.data.get(key) is not None and not isinstance(envelope.data[key], dict):
             return _bad(stream, entry_id, raw, None, f"data.{key} must be an object")
+    metadata = {"depth": envelope.metadata.depth} if envelope.metadata else None
+    violation = check_envelope(raw, envelope.timestamp, envelope.data, metadata)
+    if violation is not None:
+        return _bad(stream, entry_id, raw, violation.code, violation.reason)
     return Event(envelope, contact_id, stream, entry_id)
 
 

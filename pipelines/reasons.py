@@ -17,6 +17,11 @@ class DeadLetter(StrEnum):
     MISSING_CONTACT_ID = "missing_contact_id"
     INVALID_CONTACT_ID = "invalid_contact_id"
     UNKNOWN_ACCOUNT = "unknown_account"
+    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+    TOO_DEEP = "too_deep"
+    NUMBER_OUT_OF_RANGE = "number_out_of_range"
+    MISROUTED = "misrouted"
+    UNPROCESSABLE = "unprocessable"  # raised the same way on its own, twice
     TOO_MANY_DELIVERIES = "too_many_deliveries"
     TRIMMED = "trimmed"
 

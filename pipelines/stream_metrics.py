@@ -32,6 +32,7 @@ STREAM_PENDING = P + "stream_pending"
 STREAM_LAG = P + "stream_lag"
 AUTO_SPREADS = P + "auto_spreads"
 HELD_BACK = P + "events_held_back"
+REROUTED = P + "events_rerouted"
 
 EMITTED = P + "scheduler_emitted"
 SKIPPED = P + "scheduler_skipped"
@@ -81,6 +82,9 @@ PARTITION_METRICS = (
         "gauge",
         "Events of moved contacts waiting for their old shard (a spread change)",
         ("partition",),
+    ),
+    MetricDef(
+        REROUTED, "counter", "Events that came on another shard than their routing's", _SHARD
     ),
 )
 

@@ -71,6 +71,10 @@ class Shards(Protocol):
     async def publish(self, payloads: list[bytes]) -> None:
         """Encoded enrollment entries to the enrollments stream."""
 
+    async def reroute(self, moves: list[tuple[Entry, str]]) -> None:
+        """Each entry to the stream named beside it (marked as rerouted), acknowledged here in
+        the same step, so that it is neither lost nor doubled."""
+
     async def touch(self, ids: Iterable[tuple[str, str]]) -> None:
         """Mark own pending entries as just delivered, without counting a delivery: entries
         held back on purpose are then never taken for abandoned."""

@@ -188,6 +188,13 @@ class MemoryShards:
         for payload in payloads:
             self.broker.add(names.ENROLLMENTS_STREAM, {names.ENROLLMENT_FIELD: payload})
 
+    async def reroute(self, moves: list[tuple[Entry, str]]) -> None:
+        mark = names.REROUTED_FIELD.encode()
+        for (stream, entry_id, fields), target in moves:
+            body = {k.decode(): v for k, v in (fields or {}).items()}
+            self.broker.add(target, {**body, mark.decode(): stream})
+            self._stream(stream).pending.pop(entry_id, None)
+
     async def claim_abandoned(self, idle_ms: int) -> bool:
         claimed = False
         cutoff = time.monotonic() - idle_ms / 1000

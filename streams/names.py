@@ -14,6 +14,10 @@ SPREAD_PINNED_KEY = "hairtrigger:spread:pinned"  # set: accounts auto-spread lea
 CONSUMER_GROUP = "hairtrigger"
 EVENT_FIELD = "event"
 ENROLLMENT_FIELD = "enrollment"
+# Set on an event a partition moved to the shard its routing names (it came on another one): a
+# second move of the same event is refused (dead-lettered), so views that disagree cannot
+# bounce it between partitions.
+REROUTED_FIELD = "rerouted_from"
 RATE_LIMIT_PREFIX = "hairtrigger:ratelimit:"
 
 

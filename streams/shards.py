@@ -142,6 +142,17 @@ class RedisShards:
     async def publish(self, payloads: list[bytes]) -> None:
         await publish_enrollments(self.redis, payloads)
 
+    async def reroute(self, moves: list[tuple[Entry, str]]) -> None:
+        if not moves:
+            return
+        mark = names.REROUTED_FIELD.encode()
+        async with self.redis.pipeline(transaction=True) as pipe:  # MULTI: XADD and XACK as one
+            for (stream, entry_id, fields), target in moves:
+                body: Any = {**(fields or {}), mark: stream.encode()}
+                pipe.xadd(target, body)
+                pipe.xack(stream, GROUP, entry_id)
+            await pipe.execute()
+
     async def claim_abandoned(self, idle_ms: int) -> bool:
         """Take over entries idle too long on consumers that are gone. Entries whose data was
         trimmed away before anyone processed them are dead-lettered. True if any were claimed."""

@@ -15,6 +15,8 @@ from api.guard import GuardedRoute
 from api.problems import PROBLEM_RESPONSES, ApiError
 from api.schemas import Accepted, EventIn
 from pipelines import errors
+from pipelines.catalog import ENGINE_EVENT_PREFIXES
+from pipelines.event_limits import check_envelope
 from pipelines.messages import KNOWN_EVENT_TYPES, encode_event
 from store import ingest as outbox
 from streams.errors import StreamError
@@ -42,18 +44,37 @@ async def ingest(
     if not events or len(events) > limit:
         raise ApiError(400, errors.INVALID_EVENT, f"send between 1 and {limit} events")
     for i, event in enumerate(events):
-        if event.event_type not in KNOWN_EVENT_TYPES:
-            raise ApiError(
-                400,
-                errors.INVALID_EVENT,
-                f"'{event.event_type}' is not an event type; see GET /api/v1/catalog",
-                pointer=f"/{i}/event_type",
-            )
+        _check(i, event)
         if event.account_id != principal.account_id:
             raise ApiError(403, errors.FORBIDDEN, "events may only be sent for the key's account")
     batch, reachable = await _routed(request, events)
     held = await _hold_if_needed(pool, redis, principal.account_id, batch, reachable)
     return {"accepted": len(events), "event_ids": [e.event_id for e in events], "held": held}
+
+
+def _check(i: int, event: EventIn) -> None:
+    """Refuse what the engine would dead-letter, so that a 202 means "will be processed"."""
+    kind = event.event_type
+    if kind.startswith(ENGINE_EVENT_PREFIXES):
+        raise ApiError(
+            400,
+            errors.INVALID_EVENT,
+            f"'{kind}' events are emitted by the engine only; a tenant may not send them",
+            pointer=f"/{i}/event_type",
+        )
+    if kind not in KNOWN_EVENT_TYPES:
+        raise ApiError(
+            400,
+            errors.INVALID_EVENT,
+            f"'{kind}' is not an event type; see GET /api/v1/catalog",
+            pointer=f"/{i}/event_type",
+        )
+    metadata = event.metadata.model_dump() if event.metadata is not None else None
+    violation = check_envelope(None, event.timestamp, event.data.model_dump(), metadata)
+    if violation is not None:
+        raise ApiError(
+            400, errors.INVALID_EVENT, violation.reason, pointer=f"/{i}{violation.pointer}"
+        )
 
 
 async def _routed(request: Request, events: list[EventIn]) -> tuple[list[outbox.Held], bool]:

@@ -23,7 +23,7 @@ from pipelines.examples import all_of, cond
 from store import config_sync
 from streams import names
 from streams.shards import GROUP
-from tests.support.db import Db, enrollments
+from tests.support.db import Db, enrollments, refused_contact
 from tests.support.factories import Tenant, active_workflow, event, tenants_on_shards
 from tests.support.streams import Streams
 from tests.support.wait import wait_until
@@ -31,6 +31,13 @@ from tests.support.wait import wait_until
 MakeTenant = Callable[..., Tenant]
 HOT = all_of(cond("tag", "equals", "hot"))
 MULTIPLE = {"enrollment_limit": "multiple"}
+
+
+def _nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
 
 
 def hot_events(account_id: uuid.UUID, n: int) -> list[dict[str, object]]:
@@ -49,6 +56,10 @@ def test_poison_entries_go_to_the_dlq_with_a_reason_and_the_shard_flows(
     del no_contact["data"]["contact_id"]  # type: ignore[attr-defined]
     bad_contact = event(t.account_id, "contact.tag_added", tag="hot")
     bad_contact["data"]["contact_id"] = "42"  # type: ignore[index]
+    early = event(t.account_id, "contact.tag_added", tag="hot")
+    early["timestamp"] = "0001-01-01T00:00:00+14:00"
+    huge = event(t.account_id, "contact.tag_added", tag="hot", score=2**80)
+    deep = event(t.account_id, "contact.tag_added", tag="hot", nested=_nested(40))
     poison = {
         "invalid JSON": b"{not json",
         "unknown event_type": orjson.dumps(event(t.account_id, "contact.sneezed")),
@@ -56,6 +67,9 @@ def test_poison_entries_go_to_the_dlq_with_a_reason_and_the_shard_flows(
         "missing data.contact_id": orjson.dumps(no_contact),
         "data.contact_id is not a UUID": orjson.dumps(bad_contact),
         "NUL character": orjson.dumps(event(t.account_id, "contact.tag_added", tag="a\u0000")),
+        "timestamp": orjson.dumps(early),
+        "/data/score: integer beyond 64 bits": json.dumps(huge).encode(),
+        "/data/nested/0/0": json.dumps(deep).encode(),
     }
     streams.send(good[:1])
     poison_ids = {
@@ -280,28 +294,27 @@ def test_outbox_publishes_committed_enrollments_that_missed_the_stream(
     )
 
 
-def test_an_entry_that_keeps_failing_is_dead_lettered_after_max_deliveries(
+def test_an_entry_that_fails_alone_is_dead_lettered_on_its_first_delivery(
     live_tenant: MakeTenant, streams: Streams, db_sync: Db
 ) -> None:
-    """It decodes, but its data cannot be stored (an integer beyond 64 bits): the batch fails,
-    is retried one entry at a time, and only the culprit ends in the DLQ."""
+    """It decodes, but Postgres refuses its contact's row: the batch is split down to the
+    culprit, which fails again alone and is dead-lettered with the error; the rest enroll."""
     t = live_tenant()
     active_workflow(t.client, "contact", "tag_added", HOT, MULTIPLE)
     good = hot_events(t.account_id, 3)
-    poison = event(t.account_id, "contact.tag_added", tag="hot", score=2**64)
-    streams.send(good[:1])
-    poison_entry = streams.send_raw(t.account_id, {names.EVENT_FIELD: _json_with_big_int(poison)})
-    streams.send(good[1:])
-    streams.wait_drained()
+    culprit = uuid.uuid4()
+    poison = event(t.account_id, "contact.tag_added", culprit, tag="hot")
+    with refused_contact(db_sync, culprit) as message:
+        streams.send(good[:1])
+        poison_entry = streams.send_raw(t.account_id, {names.EVENT_FIELD: orjson.dumps(poison)})
+        streams.send(good[1:])
+        streams.wait_drained()
     assert sorted(str(r["event_id"]) for r in enrollments(db_sync, t.account_id)) == sorted(
         e["event_id"] for e in good
     )
-    dead = {d["entry_id"].decode(): d["reason"].decode() for d in streams.dead_letters()}
-    assert "delivered more than 3 times" in dead[poison_entry]
-
-
-def _json_with_big_int(body: dict[str, object]) -> bytes:
-    return json.dumps(body).encode()
+    dead = {d["entry_id"].decode(): d for d in streams.dead_letters()}
+    assert dead[poison_entry]["code"] == b"unprocessable"
+    assert message in dead[poison_entry]["reason"].decode()
 
 
 @pytest.mark.parametrize("change", ["delete trigger", "delete workflow", "deactivate", "pause"])
@@ -362,15 +375,18 @@ def test_enrollments_reach_the_stream_once_after_publishing_failed(
 def test_one_bad_entry_does_not_take_good_ones_of_other_shards_with_it(
     live_tenant: MakeTenant, streams: Streams, db_sync: Db
 ) -> None:
-    """Two shards of one partition: the poison on one is retried alone."""
+    """Two shards of one partition: the entry that fails is isolated, the other shard's
+    events enroll."""
     a, b = tenants_on_shards(live_tenant, streams, lambda x, y: x != y and x % 2 == y % 2)
     for t in (a, b):
         active_workflow(t.client, "contact", "tag_added", HOT, MULTIPLE)
-    poison = event(a.account_id, "contact.tag_added", tag="hot", score=2**64)
-    poison_entry = streams.send_raw(a.account_id, {names.EVENT_FIELD: _json_with_big_int(poison)})
+    culprit = uuid.uuid4()
+    poison = event(a.account_id, "contact.tag_added", culprit, tag="hot")
     good = hot_events(b.account_id, 5)
-    streams.send(good)
-    streams.wait_drained()
+    with refused_contact(db_sync, culprit):
+        poison_entry = streams.send_raw(a.account_id, {names.EVENT_FIELD: orjson.dumps(poison)})
+        streams.send(good)
+        streams.wait_drained()
     assert sorted(str(r["event_id"]) for r in enrollments(db_sync, b.account_id)) == sorted(
         e["event_id"] for e in good
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from store import db
@@ -48,3 +49,26 @@ def logs(db: Db, account_id: uuid.UUID) -> list[dict[str, Any]]:
     return db.fetch(
         "SELECT * FROM trigger_execution_logs WHERE account_id = $1 ORDER BY id", account_id
     )
+
+
+@contextmanager
+def refused_contact(db: Db, contact_id: uuid.UUID) -> Iterator[str]:
+    """Postgres refuses every write of this contact's state (a row trigger that raises): a
+    failure that no check before the write can foresee, the same on every try."""
+    message = f"contact {contact_id} is refused by the test"
+    db.run(
+        lambda c: c.execute(
+            "CREATE OR REPLACE FUNCTION ht_test_refuse() RETURNS trigger LANGUAGE plpgsql AS"
+            f" $$BEGIN RAISE EXCEPTION '{message}'; END$$;"
+            "CREATE TRIGGER ht_test_refuse BEFORE INSERT OR UPDATE ON contacts FOR EACH ROW"
+            f" WHEN (NEW.contact_id = '{contact_id}') EXECUTE FUNCTION ht_test_refuse()"
+        )
+    )
+    try:
+        yield message
+    finally:
+        db.run(
+            lambda c: c.execute(
+                "DROP TRIGGER ht_test_refuse ON contacts; DROP FUNCTION ht_test_refuse()"
+            )
+        )
