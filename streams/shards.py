@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -116,10 +117,18 @@ class RedisShards:
         self.dead_lettered += len(rejected)
         if self.on_dead_letter is not None:
             self.on_dead_letter(rejected)
-        for r in rejected:
-            log.warning(
-                "%s: dead-lettered %s %s: %s", self.consumer, r.stream, r.entry_id, r.reason
-            )
+        # One line per call, not per entry: a tenant's flood of poison must not flood the log.
+        first = rejected[0]
+        codes = Counter(r.code.value for r in rejected)
+        log.warning(
+            "%s: dead-lettered %d entries (%s); first %s %s: %s",
+            self.consumer,
+            len(rejected),
+            ", ".join(f"{c}: {n}" for c, n in sorted(codes.items())),
+            first.stream,
+            first.entry_id,
+            first.reason,
+        )
 
     async def ack(self, ids: Iterable[tuple[str, str]]) -> None:
         by_stream = _by_stream(ids)
