@@ -19,7 +19,7 @@ from pipelines.filters import Condition, Group, to_json
 # index's entries), each leaf (parsed, compiled, filed) with its value, each further value of a
 # list (parsed, in the compiled set, a key of its own), and each byte of text (the parsed
 # string and its normalized copies). Shared residuals and leaves make the real cost lower.
-TRIGGER_COST = 200
+TRIGGER_COST = 320
 LEAF_COST = 1300
 LIST_VALUE_COST = 300
 TEXT_BYTE_COST = 3
