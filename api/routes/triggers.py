@@ -24,7 +24,7 @@ from api.problems import PROBLEM_RESPONSES, ApiError
 from api.quotas import check_filter, refuse_past_quota
 from api.routes import templates
 from api.schemas import AuditPage, Trigger, TriggerIn
-from pipelines import errors, sizes
+from pipelines import errors
 from pipelines.triggers import validate_trigger
 from store import audit, config_sync
 from store import workflows as store
@@ -85,11 +85,7 @@ async def create_trigger(
                 f"workflow {workflow_id} already has a trigger; replace it with PUT",
             ) from None
         await refuse_past_quota(
-            conn,
-            quotas,
-            principal.account_id,
-            triggers=1,
-            index_bytes=sizes.index_bytes(config.filters),
+            conn, quotas, principal.account_id, triggers=1, index_bytes=row["index_bytes"]
         )
         if workflow["status"] == "active" and row["is_active"]:
             await refuse_loop(conn, principal.account_id, workflow_id)
