@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncpg
 
+from pipelines import sizes
 from pipelines import stream_metrics as sm
 from pipelines.enrollment import (
     BusinessHours,
@@ -805,7 +806,12 @@ class PartitionWorker:
             "shards": self.shards,
             "started_at": self.started_at.isoformat(),
             "metrics": self.metrics.snapshot(),
+            "index": self.index_report(),
         }
+
+    def index_report(self) -> dict[str, Any]:
+        """The index's estimated size: totals, and the largest accounts (pipelines.sizes)."""
+        return sizes.index_report(self.index.account_sizes())
 
     def stats(self) -> dict[str, Any]:
         """The counts since start, read from the metrics registry (the one tally)."""
@@ -814,6 +820,7 @@ class PartitionWorker:
             "partition": self.config.partition,
             "shards": self.shards,
             "triggers": self.index.trigger_count(),
+            "index": self.index_report(),
             "batches": int(m.total(sm.BATCH_SIZE)),
             "events": int(m.total(sm.CONSUMED)),
             "matched": int(m.total(sm.MATCHED)),

@@ -13,7 +13,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.problems import ApiError
 from pipelines import errors, scopes
+from pipelines.config import Settings
 from pipelines.index import TriggerSpec
+from pipelines.quotas import Quotas
 from store import accounts, audit
 from store import workflows as store
 from store.db import Conn, Executor, TenantPool
@@ -46,7 +48,13 @@ def get_redis(request: Request) -> AsyncRedis:
     return redis
 
 
+def get_quotas(request: Request) -> Quotas:
+    settings: Settings = request.app.state.settings
+    return settings.quotas
+
+
 PoolDep = Annotated[TenantPool, Depends(get_pool)]
+QuotasDep = Annotated[Quotas, Depends(get_quotas)]
 SystemPoolDep = Annotated[asyncpg.Pool, Depends(get_system_pool)]
 RedisDep = Annotated[AsyncRedis, Depends(get_redis)]
 

@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from pipelines import errors
 from pipelines.errors import ConfigError
+from pipelines.quotas import QuotaExceeded
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
@@ -68,7 +69,8 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: _described("Missing scope, or another account's resource"),
     404: _described("No such resource"),
     409: _described(
-        "Conflict with the current state (e.g. Trigger already exists, Workflow loop detected)"
+        "Conflict with the current state (e.g. Trigger already exists, Workflow loop detected,"
+        " Quota exceeded)"
     ),
     413: _described("Request body too large"),
     422: _described("Missing required field or wrong type"),
@@ -117,6 +119,10 @@ async def _on_config(request: Request, exc: ConfigError) -> Response:
     return problem(exc.status, exc.title, exc.detail, request.url.path, pointer=exc.pointer)
 
 
+async def _on_quota(request: Request, exc: QuotaExceeded) -> Response:
+    return problem(409, exc.title, exc.detail, request.url.path, **exc.extra())
+
+
 async def _on_api(request: Request, exc: ApiError) -> Response:
     return problem(exc.status, exc.title, exc.detail, request.url.path, **exc.extra)
 
@@ -151,6 +157,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(ConfigError, _on_config)  # type: ignore[arg-type]
     app.add_exception_handler(ApiError, _on_api)  # type: ignore[arg-type]
+    app.add_exception_handler(QuotaExceeded, _on_quota)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _on_http)  # type: ignore[arg-type]
     # Backstops: a value that slipped past validation but cannot be stored or encoded.
     app.add_exception_handler(asyncpg.DataError, _on_unstorable)

@@ -191,11 +191,35 @@ class AccountSettingsIn(Strict):
     business_hours: BusinessHours | None = None
 
 
+class QuotaUse(BaseModel):
+    limit: int = Field(description="The quota (HAIRTRIGGER_QUOTA_<NAME> of the deployment).")
+    use: int = Field(description="What the account uses of it now.")
+
+
+class AccountQuotas(BaseModel):
+    """The account's quotas (docs/contract.md §15). A write past one is 409 Quota exceeded."""
+
+    workflows: QuotaUse = Field(description="Live (not deleted) workflows.")
+    triggers: QuotaUse = Field(description="Live triggers, active or not.")
+    filter_bytes: QuotaUse = Field(
+        description="Per trigger: its filters as stored JSON (compact, UTF-8); `use` is the "
+        "account's largest."
+    )
+    index_bytes: QuotaUse = Field(
+        description="The account's compiled trigger index: the sum of its live triggers' "
+        "estimated sizes in memory (the memory budget of its index)."
+    )
+    segments: QuotaUse = Field(description="Segments (not built yet: use 0).")
+    event_types: QuotaUse = Field(description="Custom event types (not built yet: use 0).")
+    exit_rules: QuotaUse = Field(description="Exit rules (not built yet: use 0).")
+
+
 class AccountSettings(BaseModel):
     account_id: uuid.UUID
     name: str
     timezone: str
     business_hours: BusinessHours
+    quotas: AccountQuotas
 
 
 class EventData(BaseModel):

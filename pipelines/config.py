@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipelines import quotas
+from pipelines.quotas import Quotas
 from pipelines.ratelimit import Budget, parse_budget
 
 # Default rate budgets (docs/operations.md §8): config writes and reads per API key per minute;
@@ -38,6 +40,8 @@ class Settings:
     # outlast the stream retention, so a replayable event still finds its rows and dedupes.
     log_retention_days: int = 30
     enrollment_retention_days: int = 365
+    # Per account, enforced at write time (docs/contract.md §15).
+    quotas: Quotas = field(default_factory=Quotas)
 
     def __post_init__(self) -> None:
         if self.shards < 1:
@@ -89,6 +93,7 @@ class Settings:
             stream_max_len=_int(env, "HAIRTRIGGER_STREAM_MAX_LEN", 1_000_000),
             log_retention_days=_int(env, "HAIRTRIGGER_LOG_RETENTION_DAYS", 30),
             enrollment_retention_days=_int(env, "HAIRTRIGGER_ENROLLMENT_RETENTION_DAYS", 365),
+            quotas=_quotas(env),
         )
 
 
@@ -106,3 +111,13 @@ def _budget(env: os._Environ[str], name: str, default: Budget) -> Budget | None:
         return parse_budget(env[name])
     except ValueError as exc:
         raise ValueError(f"{name}: {exc}") from None
+
+
+def _quotas(env: os._Environ[str]) -> Quotas:
+    defaults = Quotas()
+    return Quotas(
+        **{
+            name: _int(env, quotas.env_name(name), getattr(defaults, name))
+            for name in quotas.names()
+        }
+    )

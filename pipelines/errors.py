@@ -33,6 +33,7 @@ UNSTORABLE_VALUE = "Value cannot be stored"
 
 TRIGGER_EXISTS = "Trigger already exists"
 WORKFLOW_LOOP = "Workflow loop detected"
+QUOTA_EXCEEDED = "Quota exceeded"
 NOT_FOUND = "Not found"
 FORBIDDEN = "Forbidden"
 UNAUTHORIZED = "Unauthorized"
@@ -87,6 +88,10 @@ DESCRIPTIONS: dict[str, str] = {
     UNSTORABLE_VALUE: "A value passed validation but cannot be stored or encoded (e.g. a "
     "number or date beyond the database's range).",
     TRIGGER_EXISTS: "A workflow has one trigger; replace it with PUT instead.",
+    QUOTA_EXCEEDED: "The change would take the account past one of its quotas (workflows, "
+    "triggers, filter_bytes per trigger, index_bytes); `quota`, `limit`, `use` and `requested` "
+    "say which and by how much. GET /account/settings shows every quota with its use; delete "
+    "what is no longer needed, or ask the operator to raise the quota.",
     WORKFLOW_LOOP: "The change would let workflows trigger each other forever; the problem's "
     "`cycle` names the workflows and the actions that close it.",
     NOT_FOUND: "No such resource in the caller's account.",

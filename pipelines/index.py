@@ -26,6 +26,7 @@ from pipelines.compiler import Predicate, compile_filters, walk
 from pipelines.filters import Group
 from pipelines.keying import KeyOption, Slot, key_options
 from pipelines.settings import TriggerSettings
+from pipelines.sizes import index_bytes
 from pipelines.triggers import TriggerConfig
 from pipelines.values import normalize_key, text_key
 
@@ -44,9 +45,10 @@ class TriggerSpec:
 
 class CompiledTrigger:
     """A live trigger: `check` is what a candidate must still pass (see the module docstring);
-    `slot` and `keys` say where the index filed it. Equal by identity (see _SlotTable.unfile)."""
+    `slot` and `keys` say where the index filed it; `size` is its estimated memory
+    (pipelines.sizes.index_bytes). Equal by identity (see _SlotTable.unfile)."""
 
-    __slots__ = ("_predicate", "check", "keys", "slot", "spec")
+    __slots__ = ("_predicate", "check", "keys", "size", "slot", "spec")
 
     def __init__(
         self,
@@ -61,6 +63,7 @@ class CompiledTrigger:
         self.slot = slot
         self.keys = keys
         self._predicate = predicate
+        self.size = 0
 
     @property
     def predicate(self) -> Predicate:
@@ -231,13 +234,15 @@ class _Bucket:
 
 
 class AccountIndex:
-    """One account's live triggers, by event type and then by the values they pin."""
+    """One account's live triggers, by event type and then by the values they pin;
+    `index_bytes` is the sum of their estimated sizes, the figure its quota budgets."""
 
-    __slots__ = ("_buckets", "_triggers")
+    __slots__ = ("_buckets", "_triggers", "index_bytes")
 
     def __init__(self) -> None:
         self._buckets: dict[str, _Bucket] = {}
         self._triggers: dict[UUID, CompiledTrigger] = {}
+        self.index_bytes = 0
 
     def __len__(self) -> int:
         return len(self._triggers)
@@ -261,11 +266,14 @@ class AccountIndex:
         if spec.settings.log_non_matches:
             bucket.loggers[spec.trigger_id] = trigger
         self._triggers[spec.trigger_id] = trigger
+        trigger.size = index_bytes(spec.filters)
+        self.index_bytes += trigger.size
 
     def remove(self, trigger_id: UUID) -> bool:
         trigger = self._triggers.pop(trigger_id, None)
         if trigger is None:
             return False
+        self.index_bytes -= trigger.size
         event_type = trigger.spec.event.event_type
         bucket = self._buckets[event_type]
         bucket.loggers.pop(trigger_id, None)
@@ -408,6 +416,10 @@ class TriggerIndex:
             return len(self._owner)
         account = self._accounts.get(account_id.int)
         return 0 if account is None else len(account)
+
+    def account_sizes(self) -> list[tuple[UUID, int, int]]:
+        """(account id, live triggers, estimated index bytes) for every account held."""
+        return [(UUID(int=k), len(a), a.index_bytes) for k, a in self._accounts.items()]
 
     def get(self, trigger_id: UUID) -> CompiledTrigger | None:
         account_id = self._owner.get(trigger_id)

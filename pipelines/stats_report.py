@@ -1,7 +1,9 @@
 """GET /api/v1/stats from the actors' metric snapshots and the streams' lag. Pure: no I/O.
 
-Only system-wide figures: per partition, per shard, per reason, per route; the snapshots hold
-nothing keyed by account or contact (pipelines.metrics refuses such tags)."""
+System-wide figures: per partition, per shard, per reason, per route; the metrics hold nothing
+keyed by account or contact (pipelines.metrics refuses such tags). The one exception is each
+partition's index report, which names its largest accounts by estimated index size, for the
+operator who must see which tenant holds the memory (docs/operations.md §11)."""
 
 from __future__ import annotations
 
@@ -46,6 +48,7 @@ def _partition(found: Mapping[str, Any]) -> dict[str, Any]:
         **out,
         "started_at": found["started_at"],
         "shards": list(found["shards"]),
+        "index": found.get("index"),
         **_counts([snap], None),
         "published": int(total(snap, sm.PUBLISHED)),
         "batch_errors": int(total(snap, sm.BATCH_ERRORS)),

@@ -20,7 +20,8 @@ by the same definitions (nothing is rebuilt then) and records their checksums; t
 migrations it already applied, 0004 included, are skipped as always.
 
 Then the data SQL cannot compute is filled in: the loop keys of triggers saved before 0013
-(store.workflows.fill_loop_keys; a no-op once they are).
+(store.workflows.fill_loop_keys) and the sizes of those saved before 0014 (store.quotas.
+fill_sizes); each a no-op once done.
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ from importlib import resources
 
 import asyncpg
 
+from store.quotas import fill_sizes
 from store.workflows import fill_loop_keys
 
 log = logging.getLogger(__name__)
 
-# The migration that adds the column fill_loop_keys fills.
+# The migrations that add the columns fill_loop_keys and fill_sizes fill.
 _LOOP_KEYS = "0013_loop_keys"
+_SIZES = "0014_quotas"
 # Any fixed 64-bit number: two processes migrating at once queue on it instead of racing.
 _LOCK_ID = 0x4861697254726967
 
@@ -138,6 +141,8 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
             applied_now.append(version)
         if _LOOP_KEYS in done | set(applied_now) and (filled := await fill_loop_keys(conn)):
             log.info("filed %d triggers under their loop keys", filled)
+        if _SIZES in done | set(applied_now) and (filled := await fill_sizes(conn)):
+            log.info("sized %d triggers for their accounts' quotas", filled)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_ID)
     return applied_now

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from pipelines import sizes
 from pipelines.catalog import BY_NAME
 from pipelines.loop_search import listen_keys
 from pipelines.loops import stored_filters
@@ -22,7 +23,7 @@ _WORKFLOW_COLUMNS = (
 )
 _TRIGGER_COLUMNS = (
     "id, account_id, workflow_id, trigger_type, trigger_event, filters, settings, is_active,"
-    " version, created_at, updated_at"
+    " version, created_at, updated_at, filter_bytes, index_bytes"
 )
 
 
@@ -119,8 +120,8 @@ async def insert_trigger(
     """Raises asyncpg.UniqueViolationError when the workflow already has a live trigger."""
     record = await conn.fetchrow(
         "INSERT INTO workflow_triggers (id, account_id, workflow_id, trigger_type,"
-        " trigger_event, filters, settings, is_active, loop_keys)"
-        f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {_TRIGGER_COLUMNS}",
+        " trigger_event, filters, settings, is_active, loop_keys, filter_bytes, index_bytes)"
+        f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {_TRIGGER_COLUMNS}",
         uuid.uuid4(),
         account_id,
         workflow_id,
@@ -130,6 +131,7 @@ async def insert_trigger(
         config.settings.to_json(),
         is_active,
         listen_keys(account_id, config.event, config.filters),
+        *_sizes(config),
     )
     assert record is not None
     return dict(record)
@@ -154,8 +156,8 @@ async def replace_trigger(
 ) -> Row:
     record = await conn.fetchrow(
         "UPDATE workflow_triggers SET trigger_type = $2, trigger_event = $3, filters = $4,"
-        " settings = $5, is_active = $6, loop_keys = $7, version = version + 1,"
-        f" updated_at = now() WHERE id = $1 RETURNING {_TRIGGER_COLUMNS}",
+        " settings = $5, is_active = $6, loop_keys = $7, filter_bytes = $8, index_bytes = $9,"
+        f" version = version + 1, updated_at = now() WHERE id = $1 RETURNING {_TRIGGER_COLUMNS}",
         trigger_id,
         config.event.category,
         config.event.name,
@@ -163,9 +165,15 @@ async def replace_trigger(
         config.settings.to_json(),
         is_active,
         listen_keys(account_id, config.event, config.filters),
+        *_sizes(config),
     )
     assert record is not None
     return dict(record)
+
+
+def _sizes(config: TriggerConfig) -> tuple[int, int]:
+    """What the trigger weighs for its account's quotas (migration 0014 sums them)."""
+    return sizes.filter_bytes(config.filters), sizes.index_bytes(config.filters)
 
 
 async def delete_trigger(conn: Executor, trigger_id: uuid.UUID) -> None:

@@ -1,4 +1,4 @@
-"""Account settings: timezone and business hours."""
+"""Account settings: timezone and business hours, and the account's quotas with their use."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api import cursors
-from api.deps import Editor, PoolDep, Reader, record_change
+from api.deps import Editor, PoolDep, QuotasDep, Reader, record_change
 from api.guard import GuardedRoute
 from api.problems import PROBLEM_RESPONSES
+from api.quotas import quota_view
 from api.schemas import AccountSettings, AccountSettingsIn, AuditPage
 from pipelines.account import DEFAULT_BUSINESS_HOURS, check_business_hours, check_timezone
 from store import accounts, audit
@@ -20,13 +21,18 @@ router = APIRouter(
 
 
 @router.get("/settings", response_model=AccountSettings)
-async def get_settings(principal: Reader, pool: PoolDep) -> Any:
-    """The caller's account: name, timezone and business hours."""
-    return await accounts.get_settings(pool, principal.account_id)
+async def get_settings(principal: Reader, pool: PoolDep, quotas: QuotasDep) -> Any:
+    """The caller's account: name, timezone and business hours, and its quotas, each with its
+    limit and what the account uses of it now."""
+    async with pool.acquire() as conn:
+        found = await accounts.get_settings(conn, principal.account_id)
+        return {**(found or {}), "quotas": await quota_view(conn, quotas, principal.account_id)}
 
 
 @router.put("/settings", response_model=AccountSettings)
-async def put_settings(body: AccountSettingsIn, principal: Editor, pool: PoolDep) -> Any:
+async def put_settings(
+    body: AccountSettingsIn, principal: Editor, pool: PoolDep, quotas: QuotasDep
+) -> Any:
     """Set the account timezone (IANA) and business hours (days, start, end in that zone)."""
     timezone = check_timezone(body.timezone)
     hours = body.business_hours.model_dump() if body.business_hours else DEFAULT_BUSINESS_HOURS
@@ -42,7 +48,7 @@ async def put_settings(body: AccountSettingsIn, principal: Editor, pool: PoolDep
             before=_audited(before),
             after=_audited(after),
         )
-    return after
+        return {**after, "quotas": await quota_view(conn, quotas, principal.account_id)}
 
 
 @router.get("/settings/audit", response_model=AuditPage)

@@ -9,10 +9,19 @@ import asyncpg
 from fastapi import APIRouter, Query, Request, Response
 
 from api import cursors
-from api.deps import Editor, PoolDep, Reader, owned_workflow, push_config, record_change
+from api.deps import (
+    Editor,
+    PoolDep,
+    QuotasDep,
+    Reader,
+    owned_workflow,
+    push_config,
+    record_change,
+)
 from api.guard import GuardedRoute
 from api.loops import refuse_loop
 from api.problems import PROBLEM_RESPONSES, ApiError
+from api.quotas import check_filter, refuse_past_quota
 from api.routes import templates
 from api.schemas import AuditPage, Trigger, TriggerIn
 from pipelines import errors
@@ -44,17 +53,25 @@ async def _live_trigger(
 
 @router.post("", status_code=201, response_model=Trigger)
 async def create_trigger(
-    workflow_id: uuid.UUID, body: TriggerIn, principal: Editor, pool: PoolDep, request: Request
+    workflow_id: uuid.UUID,
+    body: TriggerIn,
+    principal: Editor,
+    pool: PoolDep,
+    quotas: QuotasDep,
+    request: Request,
 ) -> Any:
     """Configure the workflow's trigger. A workflow has at most one (409 for a second).
 
     The configuration is validated before anything is saved: unknown types, events or
     operators, wrong value types, and more than 20 conditions are refused with a problem
     document naming the problem; a trigger that would close a loop of active workflows
-    (REQ-N-003) is refused with 409 "Workflow loop detected", the cycle named.
+    (REQ-N-003) is refused with 409 "Workflow loop detected", the cycle named. Past the
+    account's quotas (`triggers`, `filter_bytes` of this trigger, `index_bytes`: see GET
+    /account/settings), 409 "Quota exceeded".
     """
     body = templates.resolve(body)
     config = validate_trigger(body.trigger_type, body.trigger_event, body.filters, body.settings)
+    check_filter(quotas, config)
     async with pool.acquire() as conn, conn.transaction():
         workflow = await owned_workflow(conn, principal, workflow_id, lock=True)
         try:
@@ -67,6 +84,9 @@ async def create_trigger(
                 errors.TRIGGER_EXISTS,
                 f"workflow {workflow_id} already has a trigger; replace it with PUT",
             ) from None
+        await refuse_past_quota(
+            conn, quotas, principal.account_id, triggers=1, index_bytes=row["index_bytes"]
+        )
         if workflow["status"] == "active" and row["is_active"]:
             await refuse_loop(conn, principal.account_id, workflow_id)
         await record_change(
@@ -94,18 +114,23 @@ async def replace_trigger(
     body: TriggerIn,
     principal: Editor,
     pool: PoolDep,
+    quotas: QuotasDep,
     request: Request,
 ) -> Any:
-    """Replace the trigger's configuration, validated like a create (loops included); its
+    """Replace the trigger's configuration, validated like a create (loops and quotas
+    included: a larger filter must fit `filter_bytes` and the account's `index_bytes`); its
     version goes up."""
     body = templates.resolve(body)
     config = validate_trigger(body.trigger_type, body.trigger_event, body.filters, body.settings)
+    check_filter(quotas, config)
     async with pool.acquire() as conn, conn.transaction():
         workflow = await owned_workflow(conn, principal, workflow_id, lock=True)
         before = await _live_trigger(conn, workflow_id, trigger_id)
         after = await store.replace_trigger(
             conn, principal.account_id, trigger_id, config, body.is_active
         )
+        grown = (after["index_bytes"] or 0) - (before["index_bytes"] or 0)
+        await refuse_past_quota(conn, quotas, principal.account_id, index_bytes=grown)
         if workflow["status"] == "active" and after["is_active"]:
             await refuse_loop(conn, principal.account_id, workflow_id)
         await record_change(

@@ -8,10 +8,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from api import cursors
-from api.deps import Editor, PoolDep, Reader, owned_workflow, push_config, record_change
+from api.deps import (
+    Editor,
+    PoolDep,
+    QuotasDep,
+    Reader,
+    owned_workflow,
+    push_config,
+    record_change,
+)
 from api.guard import GuardedRoute
 from api.loops import refuse_loop
 from api.problems import PROBLEM_RESPONSES
+from api.quotas import refuse_past_quota
 from api.schemas import Workflow, WorkflowCreate, WorkflowPage, WorkflowPatch
 from pipelines.workflows import check_actions, check_transition
 from store import config_sync
@@ -33,13 +42,18 @@ def public(row: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.post("", status_code=201, response_model=Workflow)
-async def create_workflow(body: WorkflowCreate, principal: Editor, pool: PoolDep) -> Any:
-    """Create a workflow. New workflows are `draft` and fire nothing until activated."""
+async def create_workflow(
+    body: WorkflowCreate, principal: Editor, pool: PoolDep, quotas: QuotasDep
+) -> Any:
+    """Create a workflow. New workflows are `draft` and fire nothing until activated.
+
+    Past the account's `workflows` quota (GET /account/settings), 409 "Quota exceeded"."""
     actions = check_actions([a.model_dump() for a in body.actions])
     async with pool.acquire() as conn, conn.transaction():
         row = await store.insert_workflow(
             conn, principal.account_id, body.name, body.description, actions
         )
+        await refuse_past_quota(conn, quotas, principal.account_id, workflows=1)
         await record_change(conn, principal, "workflow.create", row["id"], after=public(row))
     return row
 

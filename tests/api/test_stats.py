@@ -11,9 +11,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
+from actors.worker import PartitionWorker, WorkerConfig
 from api.app import create_app
+from api.routes.stats import Stats
 from pipelines import errors, scopes
 from pipelines.config import Settings
+from pipelines.examples import all_of, cond
+from pipelines.index import spec_from_config
+from pipelines.stats_report import build_report
+from pipelines.triggers import validate_trigger
 from streams import names
 from tests.support.db import Db
 from tests.support.factories import Tenant, tenant_factory
@@ -138,3 +144,33 @@ def test_stats_without_redis_are_a_503_problem(
         proxy.restore()
         assert t.client.get("/stats").status_code == 200
         next(factory, None)
+
+
+def test_a_partition_reports_its_accounts_index_sizes() -> None:
+    """docs/contract.md §15: each partition's stats give its index's estimated size, and its
+    largest accounts by that estimate, as GET /stats documents them."""
+    worker = PartitionWorker(WorkerConfig(0, 1, 1, "postgresql://unused", "redis://unused"))
+    big, small = uuid.UUID(int=7), uuid.UUID(int=8)
+    tags = [f"tag-{n}" for n in range(200)]
+    for account, filters in (
+        (big, all_of(cond("tag", "in", tags))),
+        (big, all_of(cond("tag", "equals", "vip"))),
+        (small, all_of(cond("tag", "equals", "vip"))),
+    ):
+        config = validate_trigger("contact", "tag_added", filters, {})
+        worker.index.apply(
+            spec_from_config(
+                config, trigger_id=uuid.uuid4(), workflow_id=uuid.uuid4(), account_id=account
+            )
+        )
+    report = worker.stats()["index"]
+    assert (report["accounts"], report["triggers"]) == (2, 3)
+    largest = report["largest_accounts"]
+    assert [(a["account_id"], a["triggers"]) for a in largest] == [(str(big), 2), (str(small), 1)]
+    assert largest[0]["index_bytes"] > largest[1]["index_bytes"] > 0
+    assert report["index_bytes"] == sum(a["index_bytes"] for a in largest)
+    found = {"available": True, **worker.metrics_snapshot()}
+    stats = build_report({"partitions": [found], "scheduler": None}, 1, [], 0, 0, {})
+    shown = Stats.model_validate(stats).partitions[0].index
+    assert shown is not None
+    assert shown.model_dump(mode="json") == report

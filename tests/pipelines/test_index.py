@@ -15,6 +15,7 @@ from pipelines.examples import REALISTIC, all_of, any_of, cond
 from pipelines.filters import Condition, to_json
 from pipelines.index import CompiledTrigger, TriggerIndex, TriggerSpec, spec_from_config
 from pipelines.keying import key_options
+from pipelines.sizes import index_bytes
 from pipelines.triggers import validate_trigger
 
 ACCOUNT = UUID(int=1)
@@ -467,3 +468,35 @@ def _filed(index: TriggerIndex, one: TriggerSpec) -> CompiledTrigger:
     trigger = index.get(one.trigger_id)
     assert trigger is not None
     return trigger
+
+
+def _sizes(index: TriggerIndex) -> dict[UUID, tuple[int, int]]:
+    return {a: (n, size) for a, n, size in index.account_sizes()}
+
+
+def test_each_account_s_index_size_follows_its_triggers() -> None:
+    """The compiled index's size per account (docs/contract.md §15): the sum of its live
+    triggers' estimates, through replaces, removals and dropped accounts."""
+    small = form("lead-form")
+    large = all_of(cond("form_id", "in", [f"form-{n}" for n in range(50)]))
+    one, two = spec("form_submitted", small), spec("form_submitted", large)
+    theirs = spec("form_submitted", small, account_id=OTHER_ACCOUNT)
+    index = index_of(one, two, theirs)
+    small_size = index_bytes(one.filters)
+    large_size = index_bytes(two.filters)
+    assert large_size > small_size > 0
+    assert _sizes(index) == {
+        ACCOUNT: (2, small_size + large_size),
+        OTHER_ACCOUNT: (1, small_size),
+    }
+    shrunk = spec("form_submitted", small, trigger_id=two.trigger_id, version=2)
+    assert index.apply(shrunk)
+    assert _sizes(index)[ACCOUNT] == (2, 2 * small_size)
+    dead = spec("form_submitted", small, trigger_id=one.trigger_id, live=False, version=2)
+    assert index.apply(dead)
+    assert _sizes(index)[ACCOUNT] == (1, small_size)
+    index.drop_account(OTHER_ACCOUNT)
+    assert _sizes(index) == {ACCOUNT: (1, small_size)}
+    account = index.account(ACCOUNT)
+    assert account is not None
+    assert account.index_bytes == small_size

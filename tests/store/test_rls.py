@@ -30,6 +30,7 @@ TENANT_TABLES = (
     "trigger_stats",
     "ingest_outbox",
     "idempotency_keys",
+    "account_usage",  # read only: migration 0014's triggers write it, past the policies
 )
 OWNER_ONLY = ("schema_migrations", "repeatable_migrations", "enrollment_outbox", "time_watermarks")
 
