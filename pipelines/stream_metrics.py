@@ -32,6 +32,7 @@ STREAM_PENDING = P + "stream_pending"
 STREAM_LAG = P + "stream_lag"
 AUTO_SPREADS = P + "auto_spreads"
 HELD_BACK = P + "events_held_back"
+TRIGGERS_INVALID = P + "triggers_invalid"
 
 EMITTED = P + "scheduler_emitted"
 SKIPPED = P + "scheduler_skipped"
@@ -80,6 +81,12 @@ PARTITION_METRICS = (
         HELD_BACK,
         "gauge",
         "Events of moved contacts waiting for their old shard (a spread change)",
+        ("partition",),
+    ),
+    MetricDef(
+        TRIGGERS_INVALID,
+        "gauge",
+        "Live triggers skipped: their stored configuration does not validate",
         ("partition",),
     ),
 )

@@ -9,13 +9,22 @@ import asyncpg
 from fastapi import APIRouter, Query, Request, Response
 
 from api import cursors
-from api.deps import Editor, PoolDep, Reader, owned_workflow, push_config, record_change
+from api.deps import (
+    Editor,
+    PoolDep,
+    Reader,
+    owned_workflow,
+    push_config,
+    push_documented,
+    record_change,
+)
 from api.guard import GuardedRoute
 from api.loops import refuse_loop
 from api.problems import PROBLEM_RESPONSES, ApiError
 from api.routes import templates
 from api.schemas import AuditPage, Trigger, TriggerIn
 from pipelines import errors
+from pipelines.stored import stored_reason
 from pipelines.triggers import validate_trigger
 from store import audit, config_sync
 from store import workflows as store
@@ -29,8 +38,15 @@ router = APIRouter(
 )
 
 
+def judged(row: dict[str, Any]) -> dict[str, Any]:
+    """The trigger with its `state`: parsed and compiled as the partitions do, so a stored row
+    that no longer validates is reported `invalid` with the reason they skip it for."""
+    reason = stored_reason(row["trigger_event"], row["filters"], row["settings"])
+    return {**row, "state": "valid" if reason is None else "invalid", "reason": reason}
+
+
 def public(row: dict[str, Any]) -> dict[str, Any]:
-    return Trigger.model_validate(row).model_dump(mode="json")
+    return Trigger.model_validate(judged(row)).model_dump(mode="json")
 
 
 async def _live_trigger(
@@ -42,9 +58,14 @@ async def _live_trigger(
     return row
 
 
-@router.post("", status_code=201, response_model=Trigger)
+@router.post("", status_code=201, response_model=Trigger, responses=push_documented(201))
 async def create_trigger(
-    workflow_id: uuid.UUID, body: TriggerIn, principal: Editor, pool: PoolDep, request: Request
+    workflow_id: uuid.UUID,
+    body: TriggerIn,
+    principal: Editor,
+    pool: PoolDep,
+    request: Request,
+    response: Response,
 ) -> Any:
     """Configure the workflow's trigger. A workflow has at most one (409 for a second).
 
@@ -73,21 +94,23 @@ async def create_trigger(
             conn, principal, "trigger.create", workflow_id, row["id"], after=public(row)
         )
         specs = await config_sync.bump(conn, workflow_id)
-    await push_config(request, principal.account_id, specs)
-    return row
+    await push_config(request, response, principal.account_id, specs)
+    return judged(row)
 
 
 @router.get("", response_model=Trigger)
 async def get_trigger(workflow_id: uuid.UUID, principal: Reader, pool: PoolDep) -> Any:
-    """The workflow's live trigger."""
+    """The workflow's live trigger. `state` is `invalid`, with the `reason`, when the trigger
+    as stored no longer validates: the partitions skip it (it matches nothing) until it is
+    replaced with PUT."""
     await owned_workflow(pool, principal, workflow_id)
     row = await store.live_trigger(pool, workflow_id)
     if row is None:
         raise ApiError(404, errors.NOT_FOUND, f"workflow {workflow_id} has no trigger")
-    return row
+    return judged(row)
 
 
-@router.put("/{trigger_id}", response_model=Trigger)
+@router.put("/{trigger_id}", response_model=Trigger, responses=push_documented(200))
 async def replace_trigger(
     workflow_id: uuid.UUID,
     trigger_id: uuid.UUID,
@@ -95,6 +118,7 @@ async def replace_trigger(
     principal: Editor,
     pool: PoolDep,
     request: Request,
+    response: Response,
 ) -> Any:
     """Replace the trigger's configuration, validated like a create (loops included); its
     version goes up."""
@@ -118,11 +142,11 @@ async def replace_trigger(
             after=public(after),
         )
         specs = await config_sync.bump(conn, workflow_id)
-    await push_config(request, principal.account_id, specs)
-    return after
+    await push_config(request, response, principal.account_id, specs)
+    return judged(after)
 
 
-@router.delete("/{trigger_id}", status_code=204)
+@router.delete("/{trigger_id}", status_code=204, responses=push_documented(204))
 async def delete_trigger(
     workflow_id: uuid.UUID,
     trigger_id: uuid.UUID,
@@ -139,8 +163,9 @@ async def delete_trigger(
             conn, principal, "trigger.delete", workflow_id, trigger_id, before=public(before)
         )
         specs = await config_sync.bump(conn, workflow_id)
-    await push_config(request, principal.account_id, specs)
-    return Response(status_code=204)
+    done = Response(status_code=204)
+    await push_config(request, done, principal.account_id, specs)
+    return done
 
 
 @router.get("/audit", response_model=AuditPage)
