@@ -49,7 +49,7 @@ def test_a_stored_invalid_trigger_reads_as_invalid_with_the_reason(
     assert (fetched["state"], fetched["reason"]) == ("valid", None)
 
 
-def test_dry_run_and_preview_of_an_invalid_trigger_are_409_with_the_reason(
+def test_test_preview_and_backtest_of_an_invalid_trigger_are_409_with_the_reason(
     tenant: MakeTenant, db_sync: Db
 ) -> None:
     t = tenant()
@@ -62,6 +62,12 @@ def test_dry_run_and_preview_of_an_invalid_trigger_are_409_with_the_reason(
     assert "bogus_op" in problem(tested, 409, errors.INVALID_STORED_TRIGGER)["detail"]
     previewed = t.client.get(f"{base}/preview")
     assert "bogus_op" in problem(previewed, 409, errors.INVALID_STORED_TRIGGER)["detail"]
+    backtest = f"/workflows/{workflow['id']}/trigger/backtest"
+    saved = t.client.post(backtest, json={})
+    assert "bogus_op" in problem(saved, 409, errors.INVALID_STORED_TRIGGER)["detail"]
+    draft = t.client.post(backtest, json={"trigger": trigger_body("tag_added")})
+    assert draft.status_code == 200, draft.text
+    assert (draft.json()["trigger"], draft.json()["diff"]) == ("draft", None)
 
 
 def test_the_workflow_of_an_invalid_trigger_can_still_be_changed_fixed_and_deleted(
