@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from typing import Any
 
@@ -12,9 +13,11 @@ from actors.partition import NAMESPACE, PartitionActor, partition_name
 from actors.ray_metrics import RaySink
 from actors.scheduler import SCHEDULER_NAME
 from actors.worker import WorkerConfig
-from pipelines.index import TriggerSpec
+from pipelines.index import Spec
 from pipelines.metrics import MetricDef, Sink
 from pipelines.sharding import partition_for, shard_for
+
+log = logging.getLogger(__name__)
 
 # Ray places actors that ask for no resources on a random node and ignores SPREAD for them;
 # a token CPU share makes SPREAD place the partitions round-robin over the nodes.
@@ -55,14 +58,23 @@ class Partitions:
         """The actor of the account's home shard."""
         return self.handle(partition_for(shard_for(account_id, self.shards), self.partitions))
 
-    async def push(self, account_id: uuid.UUID, specs: list[TriggerSpec]) -> None:
-        """Hand changed triggers to every partition; returns once all have applied them. A
+    async def push(self, account_id: uuid.UUID, specs: list[Spec]) -> bool:
+        """Hand changed triggers to every partition; True once all have applied them. A
         spread account lives on several partitions, and which ones can change at any moment
         (docs/contract.md §3): each partition applies what concerns the accounts it holds, and
-        the calls run side by side, so this costs one round trip whatever the count."""
-        await asyncio.gather(
-            *(self.handle(p).apply_config.remote(specs) for p in range(self.partitions))
-        )
+        the calls run side by side, so this costs one round trip whatever the count.
+
+        False when a partition failed to apply them: the change has committed, and its
+        reconciliation reads it from Postgres (docs/architecture.md §5). The caller bounds the
+        wait (api.deps.push_config); a call it abandons still runs on its actor."""
+        try:
+            await asyncio.gather(
+                *(self.handle(p).apply_config.remote(specs) for p in range(self.partitions))
+            )
+        except (ValueError, ray.exceptions.RayError) as exc:  # ValueError: no actor of that name
+            log.warning("config push for account %s failed: %r", account_id, exc)
+            return False
+        return True
 
     def stats(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = ray.get(

@@ -11,7 +11,7 @@ from actors.logs import configure as configure_logging
 from actors.loop_thread import LoopThread
 from actors.ray_metrics import RaySink
 from actors.worker import PartitionWorker, WorkerConfig
-from pipelines.index import TriggerSpec
+from pipelines.index import Spec
 from pipelines.stream_metrics import PARTITION_METRICS
 from streams import names
 
@@ -43,7 +43,7 @@ class PartitionActor:
         self._call(self._worker.wait_ready(), timeout=None)
         return True
 
-    def apply_config(self, specs: list[TriggerSpec]) -> int:
+    def apply_config(self, specs: list[Spec]) -> int:
         return self._call(self._worker.apply_config(specs))
 
     def stats(self) -> dict[str, Any]:

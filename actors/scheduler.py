@@ -21,7 +21,7 @@ from actors.logs import configure as configure_logging
 from actors.loop_thread import LoopThread
 from actors.ray_metrics import RaySink
 from pipelines import stream_metrics as sm
-from pipelines.index import TriggerSpec
+from pipelines.index import InvalidSpec, TriggerSpec
 from pipelines.messages import encode_event
 from pipelines.metrics import Registry, Sink
 from pipelines.schedule import Occurrence, date_occurrences, schedule_occurrences
@@ -80,6 +80,7 @@ class SchedulerWorker:
         self._stopping = asyncio.Event()
         self._pruned_at: datetime | None = None
         self._aged_at: datetime | None = None
+        self._skipped_invalid: dict[Any, int] = {}  # trigger id -> the version logged
 
     async def start(self) -> None:
         self._pool = await db.create_pool(self.config.database_url, 1, 4)
@@ -110,7 +111,7 @@ class SchedulerWorker:
         """Plan, emit what is due by `now`, release queued enrollments. `max_batches` stops
         emission early (as a crash would); the next tick carries on."""
         pool = self._need_pool()
-        triggers = {spec.trigger_id: (spec, tz) for spec, tz in await config_sync.time_specs(pool)}
+        triggers = self._valid(await config_sync.time_specs(pool))
         for spec, account_tz in triggers.values():
             tz = spec.settings.timezone or account_tz
             if spec.event.name == "recurring_schedule":
@@ -126,6 +127,29 @@ class SchedulerWorker:
         self.metrics.inc(sm.TICKS)
         self.metrics.set(sm.WAITING, await queued_enrollments(pool))
         return self.stats()
+
+    def _valid(
+        self, found: list[tuple[TriggerSpec | InvalidSpec, str]]
+    ) -> dict[Any, tuple[TriggerSpec, str]]:
+        """The time triggers to plan, by id; one whose stored configuration no longer validates
+        is skipped (logged once per version), so it stops no other."""
+        triggers: dict[Any, tuple[TriggerSpec, str]] = {}
+        invalid: dict[Any, int] = {}
+        for spec, tz in found:
+            if isinstance(spec, TriggerSpec):
+                triggers[spec.trigger_id] = (spec, tz)
+                continue
+            invalid[spec.trigger_id] = spec.sync_version
+            if self._skipped_invalid.get(spec.trigger_id) != spec.sync_version:
+                log.error(
+                    "scheduler: time trigger %s (account %s) skipped: its stored configuration"
+                    " is invalid: %s",
+                    spec.trigger_id,
+                    spec.account_id,
+                    spec.reason,
+                )
+        self._skipped_invalid = invalid
+        return triggers
 
     def _need_pool(self) -> asyncpg.Pool:
         assert self._pool is not None, "start() first"

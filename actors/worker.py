@@ -35,7 +35,7 @@ from pipelines.enrollment import (
     enrollment_id,
     evaluate,
 )
-from pipelines.index import TriggerIndex, TriggerSpec
+from pipelines.index import Spec, TriggerIndex
 from pipelines.messages import Event, Rejected, decode_batch, encode_enrollment
 from pipelines.metrics import Registry, Sink
 from pipelines.projection import Contact
@@ -152,6 +152,7 @@ class PartitionWorker:
         # Config reconciliation: versions above _reconcile_from are re-read each housekeeping
         # round; it trails the newest version seen by one round (see _reconcile).
         self._reconcile_from = self._newest_version = 0
+        self._logged_invalid: dict[uuid.UUID, int] = {}  # quarantined trigger -> version logged
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -215,6 +216,7 @@ class PartitionWorker:
         self._reconcile_from = self._newest_version = newest
         self._accounts = await self._db().known_accounts(None)
         self._loaded = {a for a in self._accounts if self._owns(a)}
+        self._report_invalid()
         gc.freeze()  # the index is long-lived: keep it out of every later collection
         log.info("%s: index rebuilt, %d live triggers", self.consumer, self.index.trigger_count())
 
@@ -232,10 +234,11 @@ class PartitionWorker:
         mine = self._shard_of.values()
         return any(s in mine for s in account_shards(account_id, self.config.shards, spread))
 
-    async def apply_config(self, specs: Iterable[TriggerSpec]) -> int:
+    async def apply_config(self, specs: Iterable[Spec]) -> int:
         """Apply trigger changes from the gateway to the accounts this partition holds, or
         now should (a new account: the rest of its triggers are then read from Postgres);
-        changes of other accounts are ignored, and so are stale versions."""
+        changes of other accounts are ignored, and so are stale versions. A trigger whose
+        stored configuration does not validate is quarantined (pipelines.index), not raised."""
         specs = list(specs)
         arriving = {
             s.account_id
@@ -246,7 +249,25 @@ class PartitionWorker:
         applied = sum(self.index.apply(s) for s in specs if s.account_id in self._loaded)
         if arriving:
             await self._take_on(arriving)
+        self._report_invalid()
         return applied
+
+    def _report_invalid(self) -> None:
+        """Log each quarantined trigger version once; gauge how many this partition holds."""
+        invalid = self.index.invalid()
+        for spec in invalid:
+            if self._logged_invalid.get(spec.trigger_id) != spec.sync_version:
+                log.error(
+                    "%s: trigger %s (workflow %s, account %s) skipped: its stored configuration"
+                    " is invalid: %s",
+                    self.consumer,
+                    spec.trigger_id,
+                    spec.workflow_id,
+                    spec.account_id,
+                    spec.reason,
+                )
+        self._logged_invalid = {s.trigger_id: s.sync_version for s in invalid}
+        self.metrics.set(sm.TRIGGERS_INVALID, len(invalid), partition=self.config.partition)
 
     async def _take_on(self, accounts: set[uuid.UUID]) -> None:
         """Load the triggers of accounts whose events now reach this partition. They count as
@@ -287,6 +308,7 @@ class PartitionWorker:
         arriving = {a for a in changed - self._loaded if self._owns(a) and a in self._accounts}
         if arriving:
             await self._take_on(arriving)
+        self._report_invalid()
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -821,6 +843,7 @@ class PartitionWorker:
             "shards": self.shards,
             "triggers": self.index.trigger_count(),
             "index": self.index_report(),
+            "invalid_triggers": {str(s.trigger_id): s.reason for s in self.index.invalid()},
             "batches": int(m.total(sm.BATCH_SIZE)),
             "events": int(m.total(sm.CONSUMED)),
             "matched": int(m.total(sm.MATCHED)),

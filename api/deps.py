@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import asyncpg
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.problems import ApiError
 from pipelines import errors, scopes
 from pipelines.config import Settings
-from pipelines.index import TriggerSpec
+from pipelines.index import InvalidSpec, Spec, TriggerSpec
 from pipelines.quotas import Quotas
-from store import accounts, audit
+from store import accounts, audit, config_sync
 from store import workflows as store
 from store.db import Conn, Executor, TenantPool
 from streams.clients import AsyncRedis
+
+log = logging.getLogger(__name__)
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `hairtrigger keys create`.")
 
@@ -109,6 +113,17 @@ async def owned_workflow(
     return row
 
 
+async def saved_spec(conn: Executor, workflow_id: uuid.UUID, trigger_id: uuid.UUID) -> TriggerSpec:
+    """The workflow's live trigger as the partitions match it: 404 when there is none, 409 when
+    its stored configuration no longer validates (they skip it)."""
+    spec = await config_sync.live_spec(conn, trigger_id)
+    if spec is None or spec.workflow_id != workflow_id:
+        raise ApiError(404, errors.NOT_FOUND, f"workflow {workflow_id} has no trigger {trigger_id}")
+    if isinstance(spec, InvalidSpec):
+        raise ApiError(409, errors.INVALID_STORED_TRIGGER, spec.reason)
+    return spec
+
+
 async def record_change(
     conn: Conn,
     principal: Principal,
@@ -133,13 +148,49 @@ async def record_change(
 
 
 class ConfigSync(Protocol):
-    """Where committed trigger changes go: the partition actor owning the account."""
+    """Where committed trigger changes go: the partition actors."""
 
-    async def push(self, account_id: uuid.UUID, specs: list[TriggerSpec]) -> None: ...
+    async def push(self, account_id: uuid.UUID, specs: list[Spec]) -> bool: ...
 
 
-async def push_config(request: Request, account_id: uuid.UUID, specs: list[TriggerSpec]) -> None:
-    """After the change has committed, before the reply: read-your-writes for events."""
+Push = Literal["applied", "pending"]
+PUSH_HEADER = "Config-Push"
+
+
+def push_documented(status: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` entry that documents the Config-Push header of a change."""
+    header = {
+        "description": "`applied`: every partition applied the change before this answer, so "
+        "events accepted from now on meet it. `pending`: one did not answer within "
+        "HAIRTRIGGER_CONFIG_PUSH_TIMEOUT_S; the change has committed and reaches it within a "
+        "few seconds by reconciliation (docs/contract.md §4).",
+        "schema": {"type": "string", "enum": ["applied", "pending"]},
+    }
+    return {status: {"headers": {PUSH_HEADER: header}}}
+
+
+async def push_config(
+    request: Request, response: Response, account_id: uuid.UUID, specs: list[Spec]
+) -> Push:
+    """After the change has committed, before the reply: read-your-writes for events. The wait
+    is bounded (HAIRTRIGGER_CONFIG_PUSH_TIMEOUT_S): a partition that does not answer must not
+    hold the write, which has committed; the partitions' reconciliation then delivers it.
+    Sets the Config-Push header (docs/contract.md §4, "Read-your-writes")."""
+    outcome = await _push(request, account_id, specs)
+    response.headers[PUSH_HEADER] = outcome
+    return outcome
+
+
+async def _push(request: Request, account_id: uuid.UUID, specs: list[Spec]) -> Push:
+    if not specs:
+        return "applied"  # nothing the partitions match changed
     sync: ConfigSync | None = request.app.state.sync
-    if sync is not None and specs:
-        await sync.push(account_id, specs)
+    if sync is None:
+        return "pending"  # no actors in this process: they reconcile from Postgres
+    timeout_s: float = request.app.state.settings.config_push_timeout_s
+    try:
+        applied = await asyncio.wait_for(sync.push(account_id, specs), timeout_s)
+    except TimeoutError:
+        log.warning("config push for account %s: no answer within %g s", account_id, timeout_s)
+        return "pending"
+    return "applied" if applied else "pending"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
@@ -156,6 +156,19 @@ class Trigger(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+    state: Literal["valid", "invalid"] = Field(
+        default="valid",
+        description="`invalid`: the configuration as stored no longer validates (changed past "
+        "the API, or refused by a newer version); it matches nothing until replaced with PUT.",
+    )
+    reason: str | None = Field(
+        default=None,
+        description="Why the trigger is invalid: the validation error and its JSON pointer.",
+        examples=[
+            "Invalid filter operator: 'bogus_op' is not an operator; use one of ... "
+            "(at /filters/conditions/0/operator)"
+        ],
+    )
 
 
 class AuditEntry(BaseModel):

@@ -1,4 +1,5 @@
-"""The `hairtrigger` command: migrate, accounts (create, spread), keys, up, demo."""
+"""The `hairtrigger` command: migrate, accounts (create, spread), keys (create, list, revoke), up,
+demo."""
 
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ log = logging.getLogger("hairtrigger")
 
 class CliError(Exception):
     """A user mistake: printed to stderr, exit status 2."""
+
+
+class JsonLines(list[dict[str, Any]]):
+    """A result printed as one JSON object a line (an empty list prints nothing)."""
 
 
 class _Stopped(Exception):
@@ -78,10 +83,7 @@ def _cmd_keys_create(settings: Settings, args: argparse.Namespace) -> Any:
     unknown = [s for s in wanted if s not in scopes.SCOPES]
     if not wanted or unknown:
         raise CliError(f"unknown scope(s) {unknown}; choose from {', '.join(scopes.SCOPES)}")
-    try:
-        account_id = uuid.UUID(args.account)
-    except ValueError:
-        raise CliError(f"--account {args.account!r} is not a UUID") from None
+    account_id = _uuid(args.account, "--account")
 
     async def work(conn: Any) -> Any:
         try:
@@ -94,6 +96,51 @@ def _cmd_keys_create(settings: Settings, args: argparse.Namespace) -> Any:
             "account_id": str(account_id),
             "scopes": wanted,
         }
+
+    assert settings.database_url is not None
+    return asyncio.run(_with_db(settings.database_url, work))
+
+
+def _uuid(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise CliError(f"{what} {value!r} is not a UUID") from None
+
+
+def _key_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A key as `keys list` and `keys revoke` print it: never the secret."""
+    revoked = row["revoked_at"]
+    return {
+        "key_id": str(row["key_id"]),
+        "prefix": accounts.key_prefix(row["key_id"]),
+        "account_id": str(row["account_id"]),
+        "scopes": list(row["scopes"]),
+        "created_at": row["created_at"].isoformat(),
+        "revoked_at": revoked.isoformat() if revoked else None,
+    }
+
+
+def _cmd_keys_list(settings: Settings, args: argparse.Namespace) -> Any:
+    account_id = _uuid(args.account, "--account")
+
+    async def work(conn: Any) -> Any:
+        if account_id not in await stream.known_accounts(conn, [account_id]):
+            raise CliError(f"no account {account_id}")
+        return JsonLines(_key_json(r) for r in await accounts.list_keys(conn, account_id))
+
+    assert settings.database_url is not None
+    return asyncio.run(_with_db(settings.database_url, work))
+
+
+def _cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> Any:
+    key_id = _uuid(args.key_id, "key id")
+
+    async def work(conn: Any) -> Any:
+        row = await accounts.revoke_key(conn, key_id)
+        if row is None:
+            raise CliError(f"no key {key_id}")
+        return _key_json(row)
 
     assert settings.database_url is not None
     return asyncio.run(_with_db(settings.database_url, work))
@@ -238,6 +285,18 @@ def _parser() -> argparse.ArgumentParser:
         help=f"comma-separated, of {', '.join(scopes.SCOPES)} (stats:read: operators only)",
     )
     kc.set_defaults(run=_cmd_keys_create)
+    kl = keys.add_parser(
+        "list",
+        help="the account's keys, one JSON line each: key_id, prefix, scopes, created_at,"
+        " revoked_at (never the key)",
+    )
+    kl.add_argument("--account", required=True)
+    kl.set_defaults(run=_cmd_keys_list)
+    kr = keys.add_parser(
+        "revoke", help="revoke a key: refused (401) from the next request on; prints the key"
+    )
+    kr.add_argument("key_id")
+    kr.set_defaults(run=_cmd_keys_revoke)
 
     up = sub.add_parser("up", help="migrate and serve the API until SIGINT/SIGTERM")
     up.add_argument("--host", default="127.0.0.1")
@@ -280,7 +339,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    if result is not None:
+    if isinstance(result, JsonLines):
+        for item in result:
+            print(json.dumps(item))
+    elif result is not None:
         print(json.dumps(result))
     return 0
 

@@ -13,7 +13,7 @@ from hairtrigger import runtime
 from pipelines.config import Settings
 from pipelines.demo import make_events
 from pipelines.examples import REALISTIC
-from pipelines.index import TriggerSpec
+from pipelines.index import Spec
 from pipelines.messages import encode_event
 from pipelines.triggers import validate_trigger
 from store import accounts, config_sync, db
@@ -25,13 +25,13 @@ from streams.events import Router, add_events_sync
 BATCH = 1000
 
 
-async def seed(database_url: str) -> tuple[uuid.UUID, dict[uuid.UUID, str], list[TriggerSpec]]:
+async def seed(database_url: str) -> tuple[uuid.UUID, dict[uuid.UUID, str], list[Spec]]:
     """A demo account with one active workflow per catalog event."""
     conn = await db.connect(database_url)
     try:
         account_id = await accounts.create_account(conn, "Demo account", "America/New_York")
         names_by_id: dict[uuid.UUID, str] = {}
-        specs: list[TriggerSpec] = []
+        specs: list[Spec] = []
         for event, (trigger_type, filters, settings) in sorted(REALISTIC.items()):
             async with conn.transaction():
                 wf = await store.insert_workflow(conn, account_id, f"On {event}", "", [])

@@ -42,7 +42,7 @@ from pipelines import scopes
 from pipelines.catalog import BY_NAME
 from pipelines.config import Settings
 from pipelines.examples import REALISTIC, all_of, cond
-from pipelines.index import TriggerIndex, TriggerSpec
+from pipelines.index import Spec, TriggerIndex
 from pipelines.ratelimit import Budget
 from pipelines.triggers import validate_trigger
 from store import accounts, config_sync, db
@@ -144,7 +144,7 @@ async def load_account(url: str, size: int) -> tuple[uuid.UUID, str]:
         await conn.close()
 
 
-async def _all_specs(url: str) -> list[TriggerSpec]:
+async def _all_specs(url: str) -> list[Spec]:
     conn = await db.connect(url)
     try:
         return await config_sync.all_specs(conn)
@@ -155,13 +155,14 @@ async def _all_specs(url: str) -> list[TriggerSpec]:
 class LocalSync:
     """Stands in for the partition actors: applies each push to one index of every trigger."""
 
-    def __init__(self, specs: list[TriggerSpec]) -> None:
+    def __init__(self, specs: list[Spec]) -> None:
         self.index = TriggerIndex()
         self.index.apply_many(specs)
 
-    async def push(self, account_id: uuid.UUID, specs: list[TriggerSpec]) -> None:
+    async def push(self, account_id: uuid.UUID, specs: list[Spec]) -> bool:
         for spec in specs:
             self.index.apply(spec)
+        return True
 
 
 @contextmanager

@@ -42,6 +42,9 @@ class Settings:
     enrollment_retention_days: int = 365
     # Per account, enforced at write time (docs/contract.md §15).
     quotas: Quotas = field(default_factory=Quotas)
+    # How long a config write waits for the partitions to apply it (docs/operations.md §3);
+    # past it the write answers, committed, with the push pending: reconciliation delivers it.
+    config_push_timeout_s: float = 2.0
 
     def __post_init__(self) -> None:
         if self.shards < 1:
@@ -52,6 +55,8 @@ class Settings:
             raise ValueError("HAIRTRIGGER_STREAM_RETENTION_HOURS must not be negative")
         if self.stream_max_len < 0:
             raise ValueError("HAIRTRIGGER_STREAM_MAX_LEN must not be negative")
+        if not 0 < self.config_push_timeout_s <= 600:
+            raise ValueError("HAIRTRIGGER_CONFIG_PUSH_TIMEOUT_S must be above 0 and at most 600")
         for name, days in (
             ("HAIRTRIGGER_LOG_RETENTION_DAYS", self.log_retention_days),
             ("HAIRTRIGGER_ENROLLMENT_RETENTION_DAYS", self.enrollment_retention_days),
@@ -94,6 +99,7 @@ class Settings:
             log_retention_days=_int(env, "HAIRTRIGGER_LOG_RETENTION_DAYS", 30),
             enrollment_retention_days=_int(env, "HAIRTRIGGER_ENROLLMENT_RETENTION_DAYS", 365),
             quotas=_quotas(env),
+            config_push_timeout_s=_float(env, "HAIRTRIGGER_CONFIG_PUSH_TIMEOUT_S", 2.0),
         )
 
 
@@ -102,6 +108,13 @@ def _int(env: os._Environ[str], name: str, default: int) -> int:
         return int(env.get(name, default))
     except ValueError:
         raise ValueError(f"{name} must be a whole number, not {env[name]!r}") from None
+
+
+def _float(env: os._Environ[str], name: str, default: float) -> float:
+    try:
+        return float(env.get(name, default))
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {env[name]!r}") from None
 
 
 def _budget(env: os._Environ[str], name: str, default: Budget) -> Budget | None:

@@ -24,6 +24,7 @@ MISSING_FIELD = "Missing required field"
 INVALID_WINDOW = "Invalid backtest window"
 UNKNOWN_TEMPLATE = "Unknown trigger template"
 INVALID_TEMPLATE_OVERRIDE = "Invalid template override"
+INVALID_STORED_TRIGGER = "Stored trigger is invalid"
 
 BAD_REQUEST = "Bad request"
 CONFLICT = "Conflict"
@@ -81,6 +82,9 @@ DESCRIPTIONS: dict[str, str] = {
     UNKNOWN_TEMPLATE: "No trigger template has this name (GET /trigger-templates lists them).",
     INVALID_TEMPLATE_OVERRIDE: "A template override names a setting or filter the template "
     "does not have, or gives it an invalid value.",
+    INVALID_STORED_TRIGGER: "The trigger as saved no longer passes validation (edited past the "
+    "API, restored from an old backup, or refused by a stricter version); matching skips it. "
+    "GET the trigger for its `reason`, then replace it with PUT.",
     BAD_REQUEST: "The request cannot be served as sent.",
     CONFLICT: "The request conflicts with the resource's current state.",
     METHOD_NOT_ALLOWED: "This path does not serve that HTTP method.",
@@ -133,3 +137,11 @@ class ConfigError(ValueError):
         self.detail = detail
         self.pointer = pointer
         self.status = status
+
+
+def describe(exc: BaseException) -> str:
+    """One line for an error met reading a stored configuration: a ConfigError's title, detail
+    and pointer; anything else by its type and message."""
+    if isinstance(exc, ConfigError):
+        return f"{exc}" + (f" (at {exc.pointer})" if exc.pointer else "")
+    return f"{type(exc).__name__}: {exc}"

@@ -23,6 +23,7 @@ from uuid import UUID
 
 from pipelines.catalog import TriggerEvent
 from pipelines.compiler import Predicate, compile_filters, walk
+from pipelines.errors import describe
 from pipelines.filters import Group
 from pipelines.keying import KeyOption, Slot, key_options
 from pipelines.settings import TriggerSettings
@@ -41,6 +42,29 @@ class TriggerSpec:
     settings: TriggerSettings
     live: bool  # trigger active, not deleted, and its workflow active and not deleted
     sync_version: int  # strictly increases with every change to the trigger or its workflow
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidSpec:
+    """A stored trigger whose configuration no longer validates (pipelines.stored): matching
+    skips it, and `reason` says why (docs/contract.md §4, "Stored triggers that no longer
+    validate")."""
+
+    trigger_id: UUID
+    workflow_id: UUID
+    account_id: UUID
+    live: bool
+    sync_version: int
+    reason: str
+
+
+Spec = TriggerSpec | InvalidSpec
+
+
+def _invalid(spec: TriggerSpec, reason: str) -> InvalidSpec:
+    return InvalidSpec(
+        spec.trigger_id, spec.workflow_id, spec.account_id, spec.live, spec.sync_version, reason
+    )
 
 
 class CompiledTrigger:
@@ -337,9 +361,13 @@ class AccountIndex:
 
 
 class TriggerIndex:
-    """Every account of one partition; applies trigger changes one at a time, newest wins."""
+    """Every account of one partition; applies trigger changes one at a time, newest wins.
 
-    __slots__ = ("_accounts", "_owner", "_versions")
+    A live trigger whose stored configuration does not validate or compile is quarantined: it
+    matches nothing, and `invalid()` holds it with the reason until a newer version replaces
+    it. Its earlier version, if held, goes: it is no longer what the account configured."""
+
+    __slots__ = ("_accounts", "_invalid", "_owner", "_versions")
 
     def __init__(self) -> None:
         self._accounts: dict[int, AccountIndex] = {}  # by UUID.int: hashing a UUID is slow
@@ -347,23 +375,36 @@ class TriggerIndex:
         self._versions: dict[
             UUID, int
         ] = {}  # trigger_id -> last sync_version seen (tombstones too)
+        self._invalid: dict[UUID, InvalidSpec] = {}  # quarantined live triggers
 
-    def apply(self, spec: TriggerSpec) -> bool:
-        """Upsert if live, else remove; ignore stale versions. True if anything changed."""
+    def apply(self, spec: Spec) -> bool:
+        """Upsert if live, else remove; quarantine if invalid; ignore stale versions. True if
+        anything changed."""
         last = self._versions.get(spec.trigger_id)
         if last is not None and spec.sync_version <= last:
             return False
-        # compiled first, so that a filter that cannot compile changes nothing
-        predicate = compile_filters(spec.filters, spec.event) if spec.live else None
+        if isinstance(spec, TriggerSpec) and spec.live:
+            try:  # compiled first, so that a filter that cannot compile changes nothing yet
+                predicate = compile_filters(spec.filters, spec.event)
+            except Exception as exc:  # a stored filter the compiler refuses: quarantined too
+                return self.apply(_invalid(spec, describe(exc)))
         self._versions[spec.trigger_id] = spec.sync_version
         removed = self._remove(spec.trigger_id)
-        if predicate is None:
+        removed |= self._invalid.pop(spec.trigger_id, None) is not None
+        if not spec.live:
             return removed
+        if isinstance(spec, InvalidSpec):
+            self._invalid[spec.trigger_id] = spec
+            return True
         self._accounts.setdefault(spec.account_id.int, AccountIndex()).add(spec, predicate)
         self._owner[spec.trigger_id] = spec.account_id
         return True
 
-    def apply_many(self, specs: Iterable[TriggerSpec]) -> int:
+    def invalid(self) -> list[InvalidSpec]:
+        """The quarantined live triggers."""
+        return list(self._invalid.values())
+
+    def apply_many(self, specs: Iterable[Spec]) -> int:
         """Apply a batch (a rebuild); the cyclic GC is paused meanwhile, since the index only
         adds long-lived objects and collections would make a large rebuild several times slower."""
         was_enabled = gc.isenabled()
@@ -378,6 +419,9 @@ class TriggerIndex:
         """Forget an account this partition no longer serves (its spread moved away), versions
         included, so that a later reload from Postgres applies in full. Returns how many live
         triggers went."""
+        for trigger_id in [t for t, s in self._invalid.items() if s.account_id == account_id]:
+            del self._invalid[trigger_id]
+            self._versions.pop(trigger_id, None)
         account = self._accounts.pop(account_id.int, None)
         if account is None:
             return 0

@@ -52,6 +52,7 @@ def _partition(found: Mapping[str, Any]) -> dict[str, Any]:
         **_counts([snap], None),
         "published": int(total(snap, sm.PUBLISHED)),
         "batch_errors": int(total(snap, sm.BATCH_ERRORS)),
+        "invalid_triggers": int(total(snap, sm.TRIGGERS_INVALID)),
         "batch_size": percentiles(distribution([snap], sm.BATCH_SIZE)),
         "match_ms": percentiles(distribution([snap], sm.MATCH_MS)),
         "commit_latency_ms": percentiles(distribution([snap], sm.COMMIT_LATENCY_MS)),

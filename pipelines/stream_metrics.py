@@ -33,6 +33,7 @@ STREAM_LAG = P + "stream_lag"
 AUTO_SPREADS = P + "auto_spreads"
 HELD_BACK = P + "events_held_back"
 REROUTED = P + "events_rerouted"
+TRIGGERS_INVALID = P + "triggers_invalid"
 
 EMITTED = P + "scheduler_emitted"
 SKIPPED = P + "scheduler_skipped"
@@ -85,6 +86,12 @@ PARTITION_METRICS = (
     ),
     MetricDef(
         REROUTED, "counter", "Events that came on another shard than their routing's", _SHARD
+    ),
+    MetricDef(
+        TRIGGERS_INVALID,
+        "gauge",
+        "Live triggers skipped: their stored configuration does not validate",
+        ("partition",),
     ),
 )
 

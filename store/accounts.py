@@ -50,6 +50,35 @@ async def create_key(conn: Conn, account_id: uuid.UUID, scopes: list[str]) -> tu
     return key, key_id
 
 
+def key_prefix(key_id: uuid.UUID) -> str:
+    """How every key with this id begins: what lists show in place of the key."""
+    return f"{KEY_PREFIX}_{key_id.hex}_"
+
+
+_KEY_COLUMNS = "id AS key_id, account_id, scopes, created_at, revoked_at"
+
+
+async def list_keys(conn: Executor, account_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The account's keys, oldest first, revoked ones too; never the key or its hash."""
+    rows = await conn.fetch(
+        f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE account_id = $1 ORDER BY created_at, id",
+        account_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def revoke_key(conn: Executor, key_id: uuid.UUID) -> dict[str, Any] | None:
+    """Revoke the key: the next request with it is refused, since the gateway looks every key
+    up here and caches none (find_key). Revoking again keeps the first time. None: no such
+    key."""
+    row = await conn.fetchrow(
+        f"UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1"
+        f" RETURNING {_KEY_COLUMNS}",
+        key_id,
+    )
+    return dict(row) if row else None
+
+
 async def find_key(conn: Executor, key: str) -> KeyRecord | None:
     """The live key record for a presented key, or None."""
     prefix, _, rest = key.partition("_")

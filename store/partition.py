@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 import asyncpg
 
 from pipelines.enrollment import BusinessHours, ContactKey, Enrollment, Last, LogEntry, PairKey
-from pipelines.index import TriggerSpec
+from pipelines.index import Spec
 from pipelines.projection import Contact
 from pipelines.trigger_stats import TriggerKey
 from store import config_sync, db, stream
@@ -32,13 +32,13 @@ class PartitionStore:
     async def ping(self) -> None:
         await self.pool.fetchval("SELECT 1")
 
-    async def all_specs(self) -> list[TriggerSpec]:
+    async def all_specs(self) -> list[Spec]:
         return await config_sync.all_specs(self.pool)
 
-    async def account_specs(self, account_ids: list[uuid.UUID]) -> list[TriggerSpec]:
+    async def account_specs(self, account_ids: list[uuid.UUID]) -> list[Spec]:
         return await config_sync.account_specs(self.pool, account_ids)
 
-    async def specs_since(self, version: int) -> list[TriggerSpec]:
+    async def specs_since(self, version: int) -> list[Spec]:
         return await config_sync.specs_since(self.pool, version)
 
     async def known_accounts(self, among: Iterable[uuid.UUID] | None) -> set[uuid.UUID]:

@@ -21,6 +21,7 @@ from pipelines.backtest import Backtest, Change, Result, check_window
 from pipelines.errors import ConfigError
 from pipelines.index import TriggerSpec, spec_from_config
 from pipelines.projection import utc
+from pipelines.stored import stored_reason
 from pipelines.triggers import validate_trigger
 from store import backtest as reads
 from store import workflows as store
@@ -182,12 +183,19 @@ async def backtest(
     account_id = principal.account_id
     await owned_workflow(pool, principal, workflow_id)
     row = await store.live_trigger(pool, workflow_id)
-    saved = _saved(row, account_id) if row is not None else None
-    if body.trigger is not None:
+    invalid = (
+        None
+        if row is None
+        else stored_reason(row["trigger_event"], row["filters"], row["settings"])
+    )
+    saved = _saved(row, account_id) if row is not None and invalid is None else None
+    if body.trigger is not None:  # against a saved trigger stored invalid: no diff
         draft = _draft(body.trigger, uuid.uuid4(), workflow_id, account_id)
         bt = Backtest(account_id, draft, saved)
     elif saved is not None:
         bt = Backtest(account_id, saved)
+    elif invalid is not None:
+        raise ApiError(409, errors.INVALID_STORED_TRIGGER, invalid)
     else:
         detail = f"workflow {workflow_id} has no trigger; send a draft in `trigger`"
         raise ApiError(404, errors.NOT_FOUND, detail)

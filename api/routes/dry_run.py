@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from api.deps import PoolDep, Reader, owned_workflow
+from api.deps import PoolDep, Reader, owned_workflow, saved_spec
 from api.guard import GuardedRoute
 from api.problems import PROBLEM_RESPONSES, ApiError
 from api.schemas import Strict
@@ -17,7 +17,7 @@ from pipelines import errors
 from pipelines.dry_run import dry_run, simulated_event
 from pipelines.messages import Rejected
 from pipelines.projection import Contact
-from store import config_sync, logs, stream
+from store import logs, stream
 
 router = APIRouter(
     prefix="/workflows/{workflow_id}/trigger",
@@ -72,9 +72,7 @@ async def test_trigger(
     shows every condition's actual value and verdict. A test log entry is written; nobody is
     enrolled and no stream is touched."""
     workflow = await owned_workflow(pool, principal, workflow_id)
-    spec = await config_sync.live_spec(pool, trigger_id)
-    if spec is None or spec.workflow_id != workflow_id:
-        raise ApiError(404, errors.NOT_FOUND, f"workflow {workflow_id} has no trigger {trigger_id}")
+    spec = await saved_spec(pool, workflow_id, trigger_id)
     account_id, contact_id = principal.account_id, body.contact_id
     found = await stream.load_contacts(pool, [(account_id, contact_id)])
     contact = found.get((account_id, contact_id))  # None: a contact the events have not made

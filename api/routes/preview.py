@@ -11,11 +11,10 @@ import asyncpg
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from api.deps import PoolDep, Reader, SystemPoolDep, owned_workflow
+from api.deps import PoolDep, Reader, SystemPoolDep, owned_workflow, saved_spec
 from api.guard import GuardedRoute
 from api.problems import PROBLEM_RESPONSES, ApiError
 from pipelines import errors
-from store import config_sync
 from store import preview as store
 
 router = APIRouter(
@@ -71,9 +70,7 @@ async def preview_trigger(
     met, an OR holding one as met, and each is listed with the reason. Works for draft and
     paused workflows too; nothing is written."""
     await owned_workflow(pool, principal, workflow_id)
-    spec = await config_sync.live_spec(pool, trigger_id)
-    if spec is None or spec.workflow_id != workflow_id:
-        raise ApiError(404, errors.NOT_FOUND, f"workflow {workflow_id} has no trigger {trigger_id}")
+    spec = await saved_spec(pool, workflow_id, trigger_id)
     # The projection is read on the system pool, limited to the caller's account by the query
     # itself: under row-level security the planner may not use the preview indexes.
     try:

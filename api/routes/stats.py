@@ -93,6 +93,11 @@ class PartitionStats(Flow):
     shards: list[int] | None = None
     published: int | None = None
     batch_errors: int | None = None
+    invalid_triggers: int | None = Field(
+        default=None,
+        description="Live triggers this partition skips because their stored configuration no"
+        " longer validates (the log names each; GET its trigger for the reason)",
+    )
     batch_size: Percentiles | None = None
     match_ms: Percentiles | None = Field(default=None, description="Time to match one batch")
     index: IndexStats | None = None

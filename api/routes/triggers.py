@@ -16,6 +16,7 @@ from api.deps import (
     Reader,
     owned_workflow,
     push_config,
+    push_documented,
     record_change,
 )
 from api.guard import GuardedRoute
@@ -25,6 +26,7 @@ from api.quotas import check_filter, refuse_past_quota
 from api.routes import templates
 from api.schemas import AuditPage, Trigger, TriggerIn
 from pipelines import errors
+from pipelines.stored import stored_reason
 from pipelines.triggers import validate_trigger
 from store import audit, config_sync
 from store import workflows as store
@@ -38,8 +40,15 @@ router = APIRouter(
 )
 
 
+def judged(row: dict[str, Any]) -> dict[str, Any]:
+    """The trigger with its `state`: parsed and compiled as the partitions do, so a stored row
+    that no longer validates is reported `invalid` with the reason they skip it for."""
+    reason = stored_reason(row["trigger_event"], row["filters"], row["settings"])
+    return {**row, "state": "valid" if reason is None else "invalid", "reason": reason}
+
+
 def public(row: dict[str, Any]) -> dict[str, Any]:
-    return Trigger.model_validate(row).model_dump(mode="json")
+    return Trigger.model_validate(judged(row)).model_dump(mode="json")
 
 
 async def _live_trigger(
@@ -51,7 +60,7 @@ async def _live_trigger(
     return row
 
 
-@router.post("", status_code=201, response_model=Trigger)
+@router.post("", status_code=201, response_model=Trigger, responses=push_documented(201))
 async def create_trigger(
     workflow_id: uuid.UUID,
     body: TriggerIn,
@@ -59,6 +68,7 @@ async def create_trigger(
     pool: PoolDep,
     quotas: QuotasDep,
     request: Request,
+    response: Response,
 ) -> Any:
     """Configure the workflow's trigger. A workflow has at most one (409 for a second).
 
@@ -93,21 +103,23 @@ async def create_trigger(
             conn, principal, "trigger.create", workflow_id, row["id"], after=public(row)
         )
         specs = await config_sync.bump(conn, workflow_id)
-    await push_config(request, principal.account_id, specs)
-    return row
+    await push_config(request, response, principal.account_id, specs)
+    return judged(row)
 
 
 @router.get("", response_model=Trigger)
 async def get_trigger(workflow_id: uuid.UUID, principal: Reader, pool: PoolDep) -> Any:
-    """The workflow's live trigger."""
+    """The workflow's live trigger. `state` is `invalid`, with the `reason`, when the trigger
+    as stored no longer validates: the partitions skip it (it matches nothing) until it is
+    replaced with PUT."""
     await owned_workflow(pool, principal, workflow_id)
     row = await store.live_trigger(pool, workflow_id)
     if row is None:
         raise ApiError(404, errors.NOT_FOUND, f"workflow {workflow_id} has no trigger")
-    return row
+    return judged(row)
 
 
-@router.put("/{trigger_id}", response_model=Trigger)
+@router.put("/{trigger_id}", response_model=Trigger, responses=push_documented(200))
 async def replace_trigger(
     workflow_id: uuid.UUID,
     trigger_id: uuid.UUID,
@@ -116,6 +128,7 @@ async def replace_trigger(
     pool: PoolDep,
     quotas: QuotasDep,
     request: Request,
+    response: Response,
 ) -> Any:
     """Replace the trigger's configuration, validated like a create (loops and quotas
     included: a larger filter must fit `filter_bytes` and the account's `index_bytes`); its
@@ -143,11 +156,11 @@ async def replace_trigger(
             after=public(after),
         )
         specs = await config_sync.bump(conn, workflow_id)
-    await push_config(request, principal.account_id, specs)
-    return after
+    await push_config(request, response, principal.account_id, specs)
+    return judged(after)
 
 
-@router.delete("/{trigger_id}", status_code=204)
+@router.delete("/{trigger_id}", status_code=204, responses=push_documented(204))
 async def delete_trigger(
     workflow_id: uuid.UUID,
     trigger_id: uuid.UUID,
@@ -164,8 +177,9 @@ async def delete_trigger(
             conn, principal, "trigger.delete", workflow_id, trigger_id, before=public(before)
         )
         specs = await config_sync.bump(conn, workflow_id)
-    await push_config(request, principal.account_id, specs)
-    return Response(status_code=204)
+    done = Response(status_code=204)
+    await push_config(request, done, principal.account_id, specs)
+    return done
 
 
 @router.get("/audit", response_model=AuditPage)

@@ -15,6 +15,7 @@ from api.deps import (
     Reader,
     owned_workflow,
     push_config,
+    push_documented,
     record_change,
 )
 from api.guard import GuardedRoute
@@ -80,9 +81,14 @@ async def get_workflow(workflow_id: uuid.UUID, principal: Reader, pool: PoolDep)
     return await owned_workflow(pool, principal, workflow_id)
 
 
-@router.patch("/{workflow_id}", response_model=Workflow)
+@router.patch("/{workflow_id}", response_model=Workflow, responses=push_documented(200))
 async def update_workflow(
-    workflow_id: uuid.UUID, body: WorkflowPatch, principal: Editor, pool: PoolDep, request: Request
+    workflow_id: uuid.UUID,
+    body: WorkflowPatch,
+    principal: Editor,
+    pool: PoolDep,
+    request: Request,
+    response: Response,
 ) -> Any:
     """Rename, describe, change actions, or move between draft, active and paused.
 
@@ -107,11 +113,11 @@ async def update_workflow(
             conn, principal, action, workflow_id, before=public(before), after=public(after)
         )
         specs = await config_sync.bump(conn, workflow_id) if status_changed else []
-    await push_config(request, principal.account_id, specs)
+    await push_config(request, response, principal.account_id, specs)
     return after
 
 
-@router.delete("/{workflow_id}", status_code=204)
+@router.delete("/{workflow_id}", status_code=204, responses=push_documented(204))
 async def delete_workflow(
     workflow_id: uuid.UUID, principal: Editor, pool: PoolDep, request: Request
 ) -> Response:
@@ -127,5 +133,6 @@ async def delete_workflow(
             conn, principal, "workflow.delete", workflow_id, trigger_id, before=public(before)
         )
         specs = await config_sync.bump(conn, workflow_id)
-    await push_config(request, principal.account_id, specs)
-    return Response(status_code=204)
+    done = Response(status_code=204)
+    await push_config(request, done, principal.account_id, specs)
+    return done

@@ -7,16 +7,19 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import redis
 
-from pipelines import scopes
+from pipelines import errors, scopes
 from store import accounts
 from store.migrate import migration_files
 from streams import names
 from tests.support.db import Db
+from tests.support.factories import Tenant, keyed
+from tests.support.problems import problem
 
 
 def run_cli(database_url: str, redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -69,6 +72,39 @@ def test_accounts_and_keys_create_print_json(cli: Any, db_sync: Db) -> None:
         db_sync.run(lambda c: c.execute("DELETE FROM accounts WHERE id = $1", account_id))
 
 
+def test_keys_list_shows_every_key_but_no_secret_and_revoke_is_401_at_once(
+    cli: Any, tenant: Callable[..., Tenant]
+) -> None:
+    """Issue 21 item 9, over real HTTP: the gateway looks the key up on every request."""
+    t = tenant()
+    made = cli("keys", "create", "--account", str(t.account_id), "--scopes", "workflow:read")
+    second = json.loads(made.stdout)
+    assert t.client.get("/workflows").status_code == 200
+    listed = cli("keys", "list", "--account", str(t.account_id))
+    assert listed.returncode == 0, listed.stderr
+    lines = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [k["key_id"] for k in lines] == [str(t.key_id), second["key_id"]]
+    first = lines[0]
+    assert set(first) == {"key_id", "prefix", "account_id", "scopes", "created_at", "revoked_at"}
+    assert t.key.startswith(first["prefix"])
+    assert (first["account_id"], first["revoked_at"]) == (str(t.account_id), None)
+    assert lines[1]["scopes"] == ["workflow:read"]
+    for key in (t.key, second["api_key"]):
+        assert key.rsplit("_", 1)[1] not in listed.stdout
+    revoked = cli("keys", "revoke", str(t.key_id))
+    assert revoked.returncode == 0, revoked.stderr
+    shown = json.loads(revoked.stdout)
+    assert shown == {**first, "revoked_at": shown["revoked_at"]}
+    assert shown["revoked_at"] is not None
+    problem(t.client.get("/workflows"), 401, errors.UNAUTHORIZED)  # the very next request
+    with keyed(t, second["api_key"]) as other:
+        assert other.get("/workflows").status_code == 200
+    again = json.loads(cli("keys", "revoke", str(t.key_id)).stdout)
+    assert again["revoked_at"] == shown["revoked_at"]  # the first revocation stands
+    relisted = cli("keys", "list", "--account", str(t.account_id)).stdout.splitlines()
+    assert json.loads(relisted[0])["revoked_at"] == shown["revoked_at"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -76,6 +112,10 @@ def test_accounts_and_keys_create_print_json(cli: Any, db_sync: Db) -> None:
         (("keys", "create", "--account", "not-a-uuid"), "not a UUID"),
         (("keys", "create", "--account", str(uuid.uuid4())), "no account"),
         (("keys", "create", "--account", str(uuid.uuid4()), "--scopes", "root"), "unknown scope"),
+        (("keys", "list", "--account", "not-a-uuid"), "not a UUID"),
+        (("keys", "list", "--account", str(uuid.uuid4())), "no account"),
+        (("keys", "revoke", "not-a-uuid"), "not a UUID"),
+        (("keys", "revoke", str(uuid.uuid4())), "no key"),
         (("accounts", "spread", "not-a-uuid", "2"), "not a UUID"),
         (("accounts", "spread", str(uuid.uuid4()), "2"), "no account"),
         (("accounts", "spread", str(uuid.uuid4()), "wide"), "whole number or 'auto'"),

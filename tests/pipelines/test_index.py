@@ -12,8 +12,14 @@ import pytest
 from pipelines.catalog import BY_NAME, TRIGGER_EVENTS
 from pipelines.compiler import EventView, compile_filters
 from pipelines.examples import REALISTIC, all_of, any_of, cond
-from pipelines.filters import Condition, to_json
-from pipelines.index import CompiledTrigger, TriggerIndex, TriggerSpec, spec_from_config
+from pipelines.filters import Condition, Group, to_json
+from pipelines.index import (
+    CompiledTrigger,
+    InvalidSpec,
+    TriggerIndex,
+    TriggerSpec,
+    spec_from_config,
+)
 from pipelines.keying import key_options
 from pipelines.sizes import index_bytes
 from pipelines.triggers import validate_trigger
@@ -249,26 +255,64 @@ def test_removal_leaves_a_tombstone_that_stale_upserts_cannot_revive() -> None:
     assert ids(index.candidates(ACCOUNT, "form.submitted", {"form_id": "a"})) == [trigger_id]
 
 
-def test_a_failing_compile_changes_nothing() -> None:
-    from pipelines.filters import Condition, Group
-
-    trigger_id = uuid4()
-    good = spec("form_submitted", form("a"), trigger_id=trigger_id)
-    index = index_of(good)
-    broken = TriggerSpec(
-        trigger_id,
+def _broken(good: TriggerSpec, version: int) -> TriggerSpec:
+    """`good` with a filter that parsed once but does not compile."""
+    return TriggerSpec(
+        good.trigger_id,
         good.workflow_id,
-        ACCOUNT,
+        good.account_id,
         good.event,
         Group("AND", (Condition("x", "bogus", 1),)),
         good.settings,
         True,
-        2,
+        version,
     )
-    with pytest.raises(ValueError, match="unknown filter operator"):
-        index.apply(broken)
-    assert index.get(trigger_id) is not None
-    assert index.apply(spec("form_submitted", form("b"), trigger_id=trigger_id, version=2))
+
+
+def test_a_filter_that_does_not_compile_is_quarantined_in_place_of_the_old_version() -> None:
+    """Issue 21 item 8: it raises nothing; the version it replaced goes too (a restarted
+    partition would not have it either), and a newer valid version lifts the quarantine."""
+    trigger_id = uuid4()
+    good = spec("form_submitted", form("a"), trigger_id=trigger_id)
+    keep = spec("form_submitted", form("a"))
+    index = index_of(good, keep)
+    assert index.apply(_broken(good, 2))
+    assert index.get(trigger_id) is None
+    assert ids(index.candidates(ACCOUNT, "form.submitted", {"form_id": "a"})) == [keep.trigger_id]
+    [invalid] = index.invalid()
+    assert (invalid.trigger_id, invalid.sync_version) == (trigger_id, 2)
+    assert invalid.reason == "ValueError: unknown filter operator 'bogus'"
+    assert not index.apply(_broken(good, 2))  # the same version again: nothing new
+    assert index.apply(spec("form_submitted", form("b"), trigger_id=trigger_id, version=3))
+    assert index.invalid() == []
+    assert ids(index.candidates(ACCOUNT, "form.submitted", {"form_id": "b"})) == [trigger_id]
+
+
+def test_an_invalid_stored_trigger_is_quarantined_and_a_dead_one_is_a_tombstone() -> None:
+    trigger_id, dead_id = uuid4(), uuid4()
+    good = spec("form_submitted", form("a"), trigger_id=trigger_id)
+    index = index_of(good, spec("form_submitted", form("a"), trigger_id=dead_id))
+    bad = InvalidSpec(trigger_id, good.workflow_id, ACCOUNT, True, 2, "Invalid filter: x")
+    dead = InvalidSpec(dead_id, uuid4(), ACCOUNT, False, 2, "Invalid filter: y")
+    assert index.apply_many([bad, dead]) == 2
+    assert index.candidates(ACCOUNT, "form.submitted", {"form_id": "a"}) == []
+    assert index.invalid() == [bad]  # not live: its configuration no longer matters
+    stale = InvalidSpec(trigger_id, good.workflow_id, ACCOUNT, True, 1, "older")
+    assert not index.apply(stale)
+    assert not index.apply(spec("form_submitted", form("a"), trigger_id=dead_id, version=1))
+    assert index.apply(
+        spec("form_submitted", form("a"), trigger_id=trigger_id, live=False, version=3)
+    )
+    assert index.invalid() == []
+
+
+def test_dropping_an_account_forgets_its_quarantined_triggers() -> None:
+    mine = InvalidSpec(uuid4(), uuid4(), ACCOUNT, True, 5, "Invalid filter: x")
+    theirs = InvalidSpec(uuid4(), uuid4(), OTHER_ACCOUNT, True, 5, "Invalid filter: y")
+    index = index_of(mine, theirs)
+    index.drop_account(ACCOUNT)
+    assert index.invalid() == [theirs]
+    assert index.apply(mine)  # its version was forgotten too: a reload applies in full
 
 
 def test_apply_many_counts_changes_and_restores_the_garbage_collector() -> None:

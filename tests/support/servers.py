@@ -32,7 +32,8 @@ TEST_REDIS_DB = int(os.environ.get("HT_TEST_REDIS_DB", "9"))
 UP_RESTART_REDIS_DB = 10  # benchmarks use 11 and 14
 SCALE_OUT_REDIS_DB = 12
 LOCUST_REDIS_DB = int(os.environ.get("HT_LOCUST_REDIS_DB", "13"))
-UP_REDIS_DB = 15  # the lone `up` processes of the TLS and metrics tests, one at a time
+# The lone `up` processes of the TLS, metrics and quarantine tests, one at a time.
+UP_REDIS_DB = int(os.environ.get("HT_UP_REDIS_DB", "15"))
 
 
 def with_database(url: str, name: str) -> str:
