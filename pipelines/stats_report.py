@@ -1,9 +1,8 @@
 """GET /api/v1/stats from the actors' metric snapshots and the streams' lag. Pure: no I/O.
 
 System-wide figures: per partition, per shard, per reason, per route; the metrics hold nothing
-keyed by account or contact (pipelines.metrics refuses such tags). The one exception is each
-partition's index report, which names its largest accounts by estimated index size, for the
-operator who must see which tenant holds the memory (docs/operations.md §11)."""
+keyed by account or contact (pipelines.metrics refuses such tags). A partition's index report
+names its largest accounts; here only its totals are shown (docs/operations.md §11)."""
 
 from __future__ import annotations
 
@@ -48,7 +47,7 @@ def _partition(found: Mapping[str, Any]) -> dict[str, Any]:
         **out,
         "started_at": found["started_at"],
         "shards": list(found["shards"]),
-        "index": found.get("index"),
+        "index": _totals(found.get("index")),
         **_counts([snap], None),
         "published": int(total(snap, sm.PUBLISHED)),
         "batch_errors": int(total(snap, sm.BATCH_ERRORS)),
@@ -141,3 +140,11 @@ def build_report(
         "scheduler": _scheduler(actors.get("scheduler")) if actors is not None else None,
         "gateway": _gateway(gateway),
     }
+
+
+def _totals(index: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A partition's index report without the accounts it names: every `stats:read` key sees
+    this page, and no account may learn another's id from it."""
+    if index is None:
+        return None
+    return {k: v for k, v in index.items() if k != "largest_accounts"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import asdict
 from typing import Any, Protocol, runtime_checkable
 
@@ -68,21 +67,12 @@ class Flow(FlowCounts):
     )
 
 
-class AccountIndexSize(BaseModel):
-    account_id: uuid.UUID
-    triggers: int = Field(description="Live triggers of the account in this partition's index")
-    index_bytes: int = Field(description="Their estimated memory (the index_bytes quota's unit)")
-
-
 class IndexStats(BaseModel):
     """The partition's compiled trigger index, sized by the estimate its quotas use."""
 
     accounts: int = Field(description="Accounts with live triggers in this partition")
     triggers: int
     index_bytes: int = Field(description="Estimated memory of every account's index, summed")
-    largest_accounts: list[AccountIndexSize] = Field(
-        description="The 20 accounts with the largest estimates, largest first"
-    )
 
 
 class PartitionStats(Flow):
@@ -155,8 +145,7 @@ async def get_stats(
 
     Counts come from the partition actors and the scheduler (since each started: see
     `started_at`); stream length, pending and lag per shard from Redis. Without actors (the
-    API alone) only the Redis and Postgres figures are given. Nothing here is per account but
-    each partition's `index.largest_accounts`: the tenants whose triggers take most memory."""
+    API alone) only the Redis and Postgres figures are given. Nothing here is per account."""
     source = request.app.state.sync
     actors = await source.metrics() if isinstance(source, MetricsSource) else None
     shards: int = request.app.state.shards

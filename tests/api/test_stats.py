@@ -173,4 +173,5 @@ def test_a_partition_reports_its_accounts_index_sizes() -> None:
     stats = build_report({"partitions": [found], "scheduler": None}, 1, [], 0, 0, {})
     shown = Stats.model_validate(stats).partitions[0].index
     assert shown is not None
-    assert shown.model_dump(mode="json") == report
+    totals = {k: v for k, v in report.items() if k != "largest_accounts"}
+    assert shown.model_dump(mode="json") == totals  # /stats names no account
