@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from api.problems import ApiError
-from pipelines import errors
+from pipelines import bounds, errors
 
 
 def encode(*values: Any) -> str:
@@ -31,7 +31,7 @@ def decode(cursor: str, arity: int) -> list[Any]:
 def decode_id(cursor: str) -> int:
     """A cursor of one integer id (encode(id))."""
     (found,) = decode(cursor, 1)
-    if not isinstance(found, int) or isinstance(found, bool):
+    if not bounds.is_int8(found):
         raise ApiError(400, errors.INVALID_CURSOR, "the cursor is malformed")
     return found
 
@@ -51,6 +51,6 @@ def decode_keyset(cursor: str) -> tuple[datetime, uuid.UUID]:
     """A (timestamp, uuid) cursor made by encode_keyset."""
     at, row_id = decode(cursor, 2)
     try:
-        return datetime.fromisoformat(at), uuid.UUID(row_id)
+        return bounds.check_datetime(datetime.fromisoformat(at)), uuid.UUID(row_id)
     except (TypeError, ValueError):
         raise ApiError(400, errors.INVALID_CURSOR, "the cursor is malformed") from None

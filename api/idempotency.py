@@ -246,7 +246,12 @@ _PARAMETER: dict[str, Any] = {
     "name": rules.HEADER,
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "maxLength": rules.MAX_KEY_LENGTH},
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": rules.MAX_KEY_LENGTH,
+        "pattern": rules.KEY_PATTERN,
+    },
     "description": (
         "Makes a retry safe: a second request with the same key and the same body gets the "
         "first response again (header `Idempotent-Replayed: true`) without acting twice. "

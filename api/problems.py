@@ -73,7 +73,9 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         " Quota exceeded)"
     ),
     413: _described("Request body too large"),
-    422: _described("Missing required field or wrong type"),
+    422: _described("Missing required field or wrong type, or a value out of range"),
+    # Outages only, never the input: retry after Retry-After.
+    503: _described("Postgres or Redis does not answer"),
 }
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
+
+from pipelines import bounds
 
 TRIGGER_EXAMPLE: dict[str, Any] = {
     "trigger_type": "form",
@@ -27,6 +29,17 @@ TRIGGER_EXAMPLE: dict[str, Any] = {
     },
     "settings": {"enrollment_limit": "single", "respect_business_hours": False},
 }
+
+
+def _in_range(value: datetime) -> datetime:
+    try:
+        return bounds.check_datetime(value)
+    except ValueError as exc:
+        raise PydanticCustomError("datetime_range", str(exc)) from None
+
+
+# Every date a client sends (query or body): out of range is a 422 with its pointer.
+BoundedDatetime = Annotated[datetime, AfterValidator(_in_range)]
 
 
 class Strict(BaseModel):

@@ -104,8 +104,8 @@ DESCRIPTIONS: dict[str, str] = {
     UNAUTHORIZED: "No valid API key: send `Authorization: Bearer <key>`.",
     MALFORMED_JSON: "The body is not strict JSON (no NaN/Infinity, numbers a double can hold, "
     "no lone surrogates or NUL, nesting of at most 100 levels).",
-    VALIDATION_FAILED: "A field has the wrong type or shape; `errors` lists each with a JSON "
-    "pointer.",
+    VALIDATION_FAILED: "A field has the wrong type or shape, or is out of its range (dates: "
+    "1970-01-01 to 2199-12-31 UTC); `errors` lists each with a JSON pointer.",
     INVALID_CURSOR: "The `cursor` is not one this API handed out; start again without it.",
     BODY_TOO_LARGE: "The request body is over the limit (1 MiB unless "
     "HAIRTRIGGER_MAX_BODY_BYTES says otherwise).",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from pipelines import errors
@@ -86,6 +86,19 @@ def parse_iso_date(value: str) -> datetime | None:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def is_instant(value: str) -> bool:
+    """An ISO date or date-time that names an instant: year 1 at +14:00 parses, but has no
+    UTC time (it lies before year 1), so it could never be compared as a date."""
+    found = parse_iso_date(value)
+    if found is None or found.tzinfo is None:
+        return found is not None
+    try:
+        found.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
 
 
 def parse_filters(raw: object, event: TriggerEvent, pointer: str = "/filters") -> Group:
@@ -211,7 +224,7 @@ def _check_value(
         return _list_value(operator, value, pointer)
     if operator in ORDER_OPS:
         if is_number(value) or (
-            isinstance(value, str) and (is_numeric_text(value) or parse_iso_date(value))
+            isinstance(value, str) and (is_numeric_text(value) or is_instant(value))
         ):
             return value  # type: ignore[return-value]
         raise ConfigError(

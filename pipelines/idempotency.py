@@ -16,7 +16,8 @@ TTL_S = 24 * 3600  # a key answers with its first response for this long
 LEASE_S = 30  # a claim whose request has not finished by then is taken to have crashed
 PRUNE_EVERY_S = 600
 MAX_KEY_LENGTH = 255
-_KEY = re.compile(r"[\x21-\x7e]+")  # visible ASCII, e.g. a UUID
+_KEY = re.compile(r"[!-~]+")  # visible ASCII, e.g. a UUID
+KEY_PATTERN = f"^{_KEY.pattern}$"  # the same, as the OpenAPI document declares it
 _NOT_REPLAYED = frozenset(
     {"content-length", "date", "server", "connection", "transfer-encoding", "set-cookie"}
 )

@@ -15,8 +15,8 @@ from api.deps import PoolDep, Reader, RedisDep, owned_workflow
 from api.guard import GuardedRoute
 from api.problems import PROBLEM_RESPONSES, ApiError
 from api.routes import templates
-from api.schemas import TRIGGER_EXAMPLE, TriggerIn
-from pipelines import errors
+from api.schemas import TRIGGER_EXAMPLE, BoundedDatetime, TriggerIn
+from pipelines import bounds, errors
 from pipelines.backtest import Backtest, Change, Result, check_window
 from pipelines.errors import ConfigError
 from pipelines.index import TriggerSpec, spec_from_config
@@ -37,7 +37,6 @@ router = APIRouter(
 
 DEFAULT_WINDOW = timedelta(hours=24)
 LONGEST_WITHOUT_RETENTION = timedelta(days=366)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class BacktestIn(BaseModel):
@@ -59,10 +58,10 @@ class BacktestIn(BaseModel):
         description="A draft configuration, as for POST .../trigger (validated the same way); "
         "null or absent: the saved trigger.",
     )
-    start: datetime | None = Field(
+    start: BoundedDatetime | None = Field(
         default=None, alias="from", description="Window start (inclusive); default `to` - 24 h."
     )
-    end: datetime | None = Field(
+    end: BoundedDatetime | None = Field(
         default=None, alias="to", description="Window end (exclusive); default now."
     )
 
@@ -108,7 +107,7 @@ class BacktestOut(BaseModel):
 
 
 def _ms(at: datetime) -> int:
-    return (at - _EPOCH) // timedelta(milliseconds=1)
+    return (at - bounds.EARLIEST) // timedelta(milliseconds=1)
 
 
 def _draft(
@@ -201,7 +200,10 @@ async def backtest(
         raise ApiError(404, errors.NOT_FOUND, detail)
     now = datetime.now(UTC)
     end = utc(body.end) if body.end is not None else now
-    start = utc(body.start) if body.start is not None else end - DEFAULT_WINDOW
+    # The default start stays in range too: no stream id is before 1970.
+    start = (
+        utc(body.start) if body.start is not None else max(end - DEFAULT_WINDOW, bounds.EARLIEST)
+    )
     hours = request.app.state.settings.stream_retention_hours
     check_window(start, end, now, timedelta(hours=hours) if hours else LONGEST_WITHOUT_RETENTION)
     try:

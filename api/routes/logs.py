@@ -14,14 +14,15 @@ from api import cursors
 from api.deps import PoolDep, Reader, owned_workflow
 from api.guard import GuardedRoute
 from api.problems import PROBLEM_RESPONSES, ApiError
+from api.schemas import BoundedDatetime
 from pipelines import errors
 from store import logs
 
 router = APIRouter(tags=["logs"], route_class=GuardedRoute, responses=PROBLEM_RESPONSES)
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
-Since = Annotated[datetime | None, Query(alias="from", description="Inclusive lower bound.")]
-Until = Annotated[datetime | None, Query(alias="to", description="Exclusive upper bound.")]
+Since = Annotated[BoundedDatetime | None, Query(alias="from", description="Inclusive lower bound.")]
+Until = Annotated[BoundedDatetime | None, Query(alias="to", description="Exclusive upper bound.")]
 
 
 class LogEntry(BaseModel):

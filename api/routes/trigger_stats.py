@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from api.deps import PoolDep, Reader, owned_workflow
 from api.guard import GuardedRoute
 from api.problems import PROBLEM_RESPONSES, ApiError
+from api.schemas import BoundedDatetime
 from pipelines import errors
 from pipelines.trigger_stats import Tally, hour_of, percentile_ms, rollup
 from store import trigger_stats
@@ -73,9 +74,9 @@ async def trigger_stats_view(
     principal: Reader,
     pool: PoolDep,
     since: Annotated[
-        datetime | None, Query(alias="from", description="Default: `to` - 24 h.")
+        BoundedDatetime | None, Query(alias="from", description="Default: `to` - 24 h.")
     ] = None,
-    until: Annotated[datetime | None, Query(alias="to", description="Default: now.")] = None,
+    until: Annotated[BoundedDatetime | None, Query(alias="to", description="Default: now.")] = None,
     bucket: Literal["hour", "day"] = "hour",
     trigger_id: uuid.UUID | None = None,
 ) -> Any:

@@ -170,6 +170,15 @@ INVALID: list[tuple[str, str, str, Any, Any, str, str]] = [
         "/filters/conditions/0/value",
     ),
     (
+        "greater_than a date with no UTC time",
+        "payment",
+        "payment_received",
+        all_of(cond("amount", "greater_than", "0001-01-01T00:00:00+14:00")),
+        None,
+        errors.INVALID_VALUE,
+        "/filters/conditions/0/value",
+    ),
+    (
         "greater_than bool",
         "payment",
         "payment_received",
